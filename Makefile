@@ -1,0 +1,118 @@
+# gondolin - top-level build. `make help` lists the targets.
+LUA        ?= lua5.4
+LUA_INC    ?= /usr/include/lua5.4
+BUSTED     ?= $(LUA) /usr/bin/busted
+CC         ?= cc
+CLANG      ?= clang
+BUILD      ?= build
+
+# Install locations (LuaRocks passes its own).
+PREFIX     ?= /usr/local
+LUADIR     ?= $(PREFIX)/share/lua/5.4
+LIBDIR     ?= $(PREFIX)/lib/lua/5.4
+BINDIR     ?= $(PREFIX)/bin
+
+WARN       := -Wall -Wextra -Werror
+CFLAGS_COMMON := -std=c11 -D_GNU_SOURCE $(WARN) -Icsrc
+HOST_CFLAGS ?= -O2 -g
+HOST_CFLAGS += $(CFLAGS_COMMON) -fPIC -I$(LUA_INC) -I$(LUA_INC)/luv $(shell pkg-config --cflags libuv 2>/dev/null)
+HOST_LIBS  := -llua5.4-luv -luv
+
+PROTO_SRC  := $(wildcard csrc/proto/*.c)
+CORE_SRC   := $(PROTO_SRC) $(wildcard csrc/vmm/*.c) $(wildcard csrc/api/*.c)
+CORE_HDR   := $(wildcard csrc/*/*.h)
+CORE_SO    := $(BUILD)/gondolin/core.so
+
+AGENT_SRC  := $(wildcard guest/agent/*.c) $(PROTO_SRC)
+AGENT      := $(BUILD)/guest/gondolin-agent
+MUSL_CC    ?= musl-gcc
+GUEST_DIR  := $(BUILD)/guest
+
+.PHONY: all module agent guest kernel deps run test test-unit test-vm asan fuzz bench install clean help lint
+
+all: module guest
+
+help:
+	@echo "make deps     install the Debian packages gondolin needs (idempotent)"
+	@echo "make          build the C module, the guest agent and guest files"
+	@echo "make kernel   build and cache the guest kernel (once, ~10 min)"
+	@echo "make run      deps + build + kernel, then run examples/hello.lua"
+	@echo "make test     unit specs, then VM specs"
+	@echo "make asan     unit specs against an ASan+UBSan build of the module"
+	@echo "make fuzz     run every libFuzzer target for FUZZ_SECONDS (default 30)"
+	@echo "make bench    run the benchmarks in bench/"
+	@echo "make install  install module, Lua files, guest files and the CLI"
+
+deps:
+	@sh .ci/deps.sh
+
+module: $(CORE_SO)
+
+$(CORE_SO): $(CORE_SRC) $(CORE_HDR) Makefile
+	@mkdir -p $(dir $@)
+	$(CC) $(HOST_CFLAGS) -shared -o $@ $(CORE_SRC) $(HOST_LIBS)
+
+agent: $(AGENT)
+
+$(AGENT): $(AGENT_SRC) $(wildcard guest/agent/*.h) csrc/proto/frame.h csrc/proto/cbor.h Makefile
+	@mkdir -p $(dir $@)
+	$(MUSL_CC) -static -Os $(CFLAGS_COMMON) -o $@ $(AGENT_SRC)
+
+# Everything the runtime needs to assemble the `minimal` image.
+guest: $(AGENT)
+	@mkdir -p $(GUEST_DIR)/kernel $(GUEST_DIR)/image
+	cp guest/init guest/floor $(GUEST_DIR)/
+	cp guest/image/*.lua $(GUEST_DIR)/image/
+	cp guest/kernel/config guest/kernel/build.sh $(GUEST_DIR)/kernel/
+
+kernel:
+	@sh guest/kernel/build.sh >/dev/null
+
+run: deps all kernel
+	$(LUA) bin/gondolin examples/hello.lua
+
+test: all kernel test-unit test-vm
+
+test-unit: all
+	$(BUSTED) --run=unit
+
+test-vm: all kernel
+	$(BUSTED) --run=vm
+
+# ASan needs its runtime first in the process; lua5.4 is not built with it.
+ASAN_SO := $(BUILD)/asan/gondolin/core.so
+asan:
+	@mkdir -p $(dir $(ASAN_SO))
+	$(CLANG) $(HOST_CFLAGS) -O1 -fno-omit-frame-pointer -fsanitize=address,undefined \
+		-fno-sanitize-recover=all -shared -o $(ASAN_SO) $(CORE_SRC) $(HOST_LIBS)
+	LD_PRELOAD="$$($(CLANG) -print-file-name=libclang_rt.asan-x86_64.so)" \
+	ASAN_OPTIONS=detect_leaks=0 GONDOLIN_CPATH=$(BUILD)/asan/?.so \
+		$(BUSTED) --run=unit
+
+FUZZ_SECONDS ?= 30
+FUZZ_TARGETS := $(patsubst fuzz/%.c,$(BUILD)/fuzz/%,$(wildcard fuzz/*_fuzz.c))
+$(BUILD)/fuzz/%: fuzz/%.c $(PROTO_SRC) $(CORE_HDR)
+	@mkdir -p $(dir $@)
+	$(CLANG) -g -O1 $(CFLAGS_COMMON) -fsanitize=fuzzer,address,undefined -o $@ $< $(PROTO_SRC)
+
+fuzz: $(FUZZ_TARGETS)
+	@for t in $(FUZZ_TARGETS); do \
+		mkdir -p fuzz/corpus-$$(basename $$t); \
+		echo "fuzz: $$t for $(FUZZ_SECONDS)s"; \
+		$$t -max_total_time=$(FUZZ_SECONDS) -print_final_stats=0 fuzz/corpus-$$(basename $$t) fuzz/seeds/$$(basename $$t) 2>&1 | tail -3 || exit 1; \
+	done
+
+bench: all kernel
+	$(LUA) bin/gondolin bench/boot.lua
+	$(LUA) bin/gondolin bench/exec.lua
+
+install: all
+	install -d $(DESTDIR)$(LIBDIR)/gondolin $(DESTDIR)$(LUADIR)/gondolin $(DESTDIR)$(BINDIR)
+	install -m 755 $(CORE_SO) $(DESTDIR)$(LIBDIR)/gondolin/core.so
+	install -m 644 lua/gondolin/*.lua $(DESTDIR)$(LUADIR)/gondolin/
+	install -d $(DESTDIR)$(LUADIR)/gondolin/guest
+	cp -r $(GUEST_DIR)/. $(DESTDIR)$(LUADIR)/gondolin/guest/
+	install -m 755 bin/gondolin $(DESTDIR)$(BINDIR)/gondolin
+
+clean:
+	rm -rf $(BUILD)

@@ -1,0 +1,38 @@
+/* SPDX-License-Identifier: MIT */
+/* api.h - shared pieces of the Lua binding layer */
+#ifndef GONDOLIN_API_H
+#define GONDOLIN_API_H
+
+#include <lua.h>
+#include <lauxlib.h>
+#include <uv.h>
+
+/*
+ * Handle lifetime (as in luv): a Lua userdata holds a pointer to a malloc'd
+ * struct that embeds the libuv handle, because libuv needs the memory until
+ * its close callback, which may run after Lua collected the userdata.
+ *
+ * Unlike luv, an open handle does not pin itself in the registry: C reaches
+ * its userdata through a weak table keyed by the C pointer, and callbacks
+ * live in the userdata's user values. An unreachable VM is therefore
+ * collected, and its __gc closes the handles (the last-resort cleanup).
+ */
+struct api_handle {
+	lua_State *L;		/* main thread: callbacks never run on a coroutine */
+	int closing;
+};
+
+void api_handle_register(lua_State *L, int idx, void *c);
+int api_handle_push(lua_State *L, void *c);
+void api_call_uservalue(lua_State *L, void *c, int slot, int nargs);
+int api_fail(lua_State *L, const char *msg, const char *code);
+int api_fail_errno(lua_State *L, int err, const char *what);
+uv_loop_t *api_loop(lua_State *L);
+
+void api_open_channel(lua_State *L);
+void api_open_proc(lua_State *L);
+
+int api_cbor_encode(lua_State *L);
+int api_cbor_decode(lua_State *L);
+
+#endif /* GONDOLIN_API_H */

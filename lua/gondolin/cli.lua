@@ -1,0 +1,243 @@
+-- cli.lua - the `gondolin` command: run scripts, one-shot execs, a shell.
+local lpeg = require "lpeg"
+local uv = require "luv"
+local gondolin = require "gondolin"
+local sched = require "gondolin.sched"
+
+local M = {}
+
+local USAGE = [[
+usage: gondolin SCRIPT.lua [ARGS...]       run a Lua script that drives VMs
+       gondolin exec [OPTIONS] -- CMD ...  run one command in a fresh VM
+       gondolin bash [OPTIONS] [-- CMD ...] interactive shell (pty) in a fresh VM
+       gondolin --help | --version
+
+options for exec and bash:
+  --image NAME|DIR   image to boot (default: minimal)
+  --memory SIZE      guest memory, e.g. 512M or 1G (default: 512M)
+  --cpus N           virtual CPUs, 1..16 (default: 1)
+  --accel MODE       auto, kvm or tcg (default: auto)
+  --env K=V          environment variable for the command (repeatable)
+  --cwd DIR          working directory in the guest
+  --timeout SECONDS  kill the command after this long (exec only)
+  --console          copy the guest's serial console to stderr
+]]
+
+local function die(msg)
+  io.stderr:write("gondolin: ", msg, "\n")
+  return 2
+end
+
+-- "--name=value" or "--name"
+local flag_pat = lpeg.P "--" * lpeg.C((lpeg.P(1) - "=") ^ 1) * ("=" * lpeg.C(lpeg.P(1) ^ 0)) ^ -1 * -1
+
+local VALUE_FLAGS = { image = true, memory = true, cpus = true, accel = true, env = true,
+                      cwd = true, timeout = true }
+local BOOL_FLAGS = { console = true }
+
+local function flag_list()
+  local l = {}
+  for k in pairs(VALUE_FLAGS) do l[#l + 1] = "--" .. k end
+  for k in pairs(BOOL_FLAGS) do l[#l + 1] = "--" .. k end
+  table.sort(l)
+  return table.concat(l, ", ")
+end
+
+--- Parse `[OPTIONS] [-- CMD...]`; returns opts, cmd (list) or nil, err.
+function M.parse(args, first)
+  local opts, env, cmd = {}, {}, {}
+  local i = first
+  while i <= #args do
+    local a = args[i]
+    if a == "--" then
+      table.move(args, i + 1, #args, 1, cmd)
+      break
+    end
+    local name, value = flag_pat:match(a)
+    if not name then
+      if a:sub(1, 1) == "-" then return nil, ("unknown option '%s' (valid: %s)"):format(a, flag_list()) end
+      table.move(args, i, #args, 1, cmd)   -- a command without "--"
+      break
+    end
+    if VALUE_FLAGS[name] then
+      if not value then
+        i = i + 1
+        value = args[i]
+        if value == nil then return nil, ("option --%s needs a value"):format(name) end
+      end
+      if name == "env" then
+        if not require("gondolin.check").env_pattern:match(value) then
+          return nil, ("--env expects NAME=value, got '%s'"):format(value)
+        end
+        env[#env + 1] = value
+      elseif name == "cpus" or name == "timeout" then
+        local n = tonumber(value)
+        if not n then return nil, ("--%s expects a number, got '%s'"):format(name, value) end
+        opts[name] = n
+      else
+        opts[name] = value
+      end
+    elseif BOOL_FLAGS[name] and not value then
+      opts[name] = true
+    else
+      return nil, ("unknown option '%s' (valid: %s)"):format(a, flag_list())
+    end
+    i = i + 1
+  end
+  opts.env = env
+  return opts, cmd
+end
+
+local function vm_options(opts)
+  return { image = opts.image, memory = opts.memory, cpus = opts.cpus, accel = opts.accel,
+           console = opts.console and "stderr" or nil }
+end
+
+local function exit_status(r)
+  if r.signal then return 128 + r.signal end
+  return r.code
+end
+
+-- Copy host stdin into p until EOF; reading pauses while a write waits
+-- for guest credit, so a fast producer cannot grow our memory.
+local function forward_stdin(p, h)
+  if not h then
+    if uv.guess_handle(0) == "tty" then
+      h = uv.new_tty(0, true)
+    else
+      h = uv.new_pipe(false)
+      h:open(0)
+    end
+  end
+  local on_read
+  on_read = function(_, data)
+    h:read_stop()
+    sched.spawn(function()
+      if data then
+        p:write(data)
+        if not h:is_closing() then h:read_start(on_read) end
+      else
+        p:close_stdin()
+      end
+    end)
+  end
+  h:read_start(on_read)
+  return h
+end
+
+local function run_exec(args)
+  local opts, cmd = M.parse(args, 2)
+  if not opts then return die(cmd) end
+  if #cmd == 0 then return die("exec needs a command: gondolin exec [OPTIONS] -- CMD ...") end
+  local piped = uv.guess_handle(0) ~= "tty"
+  return sched.run(function()
+    local vm <close> = gondolin.vm(vm_options(opts))
+    local p = vm:spawn(cmd, {
+      env = opts.env, cwd = opts.cwd, timeout = opts.timeout, stdin = piped or nil,
+      on_stdout = function(s) io.stdout:write(s) io.stdout:flush() end,
+      on_stderr = function(s) io.stderr:write(s) io.stderr:flush() end,
+    })
+    local input = piped and forward_stdin(p)
+    local r, err = p:wait()
+    if input and not input:is_closing() then input:close() end
+    if not r then
+      io.stderr:write("gondolin: ", err, "\n")
+      return 1
+    end
+    if r.timed_out then io.stderr:write("gondolin: command timed out\n") end
+    return exit_status(r)
+  end)
+end
+
+local function run_bash(args)
+  local opts, cmd = M.parse(args, 2)
+  if not opts then return die(cmd) end
+  if opts.timeout then return die("--timeout is for exec, not bash") end
+  local stdin_tty = uv.guess_handle(0) == "tty"
+  return sched.run(function()
+    local vm <close> = gondolin.vm(vm_options(opts))
+    if #cmd == 0 then
+      local has_bash = vm:exec("command -v bash >/dev/null")
+      cmd = (has_bash and has_bash.code == 0) and { "bash", "-l" } or { "/bin/sh", "-l" }
+    end
+    local rows, cols = 24, 80
+    local tty
+    if stdin_tty then
+      tty = uv.new_tty(0, true)
+      local w, h = tty:get_winsize()
+      if w and w > 0 then rows, cols = h, w end
+    end
+    local env = { "TERM=" .. (os.getenv "TERM" or "xterm-256color") }
+    for _, e in ipairs(opts.env) do env[#env + 1] = e end
+    local p = vm:spawn(cmd, { pty = true, rows = rows, cols = cols, env = env, cwd = opts.cwd,
+                              on_stdout = function(s) io.stdout:write(s) io.stdout:flush() end })
+    local winch
+    if tty then
+      tty:set_mode(1)     -- raw: Ctrl-C is a byte for the guest's terminal
+      winch = uv.new_signal()
+      winch:start("sigwinch", function()
+        local w, h = tty:get_winsize()
+        if w and w > 0 then p:resize(h, w) end
+      end)
+    end
+    local input = forward_stdin(p, tty)
+    local ok, r, err = pcall(p.wait, p)
+    if winch then winch:close() end
+    if tty then uv.tty_reset_mode() end
+    if not input:is_closing() then input:close() end
+    if not ok then error(r, 0) end
+    if not r then
+      io.stderr:write("gondolin: ", err, "\n")
+      return 1
+    end
+    return exit_status(r)
+  end)
+end
+
+local function run_script(args)
+  local path = args[1]
+  local chunk, err = loadfile(path)
+  if not chunk then return die(err) end
+  local script_arg = { [0] = path }
+  for i = 2, #args do script_arg[i - 1] = args[i] end
+  script_arg[-1] = args[-1]
+  _G.arg = script_arg
+  local real_exit = os.exit
+  -- os.exit from a script closes the state, so VMs are closed (and QEMU killed).
+  os.exit = function(code, _) return real_exit(code, true) end
+  local ok, res = pcall(sched.run, chunk, table.unpack(script_arg, 1, #script_arg))
+  if not ok then
+    io.stderr:write("gondolin: ", tostring(res), "\n")
+    return 1
+  end
+  return math.type(res) == "integer" and res or 0
+end
+
+--- Entry point: returns the process exit status.
+function M.main(args)
+  args = args or {}
+  local cmd = args[1]
+  if cmd == nil or cmd == "--help" or cmd == "-h" or cmd == "help" then
+    io.stdout:write(USAGE)
+    return cmd == nil and 2 or 0
+  elseif cmd == "--version" then
+    io.stdout:write(gondolin._VERSION, "\n")
+    return 0
+  end
+  local ok, res = pcall(function()
+    if cmd == "exec" then return run_exec(args) end
+    if cmd == "bash" then return run_bash(args) end
+    if cmd:sub(1, 1) == "-" then
+      return die(("unknown option '%s' (valid: --help, --version; or a command: exec, bash, SCRIPT.lua)"):format(cmd))
+    end
+    return run_script(args)
+  end)
+  if not ok then
+    uv.tty_reset_mode()
+    io.stderr:write(tostring(res):match("^gondolin: ") and "" or "gondolin: ", tostring(res), "\n")
+    return 1
+  end
+  return res
+end
+
+return M

@@ -1,0 +1,335 @@
+-- vm.lua - one micro-VM: QEMU child, its channels, and the exec sessions.
+--
+-- Lifecycle: new() validates options and boots (unless start = false);
+-- start() spawns QEMU and waits for the agent's HELLO; close() asks QEMU to
+-- quit over QMP, then kills it. QEMU exiting at any time fails every pending
+-- call at once with an error that names the cause and the console tail.
+local uv = require "luv"
+local core = require "gondolin.core"
+local sched = require "gondolin.sched"
+local check = require "gondolin.check"
+local image = require "gondolin.image"
+local qemu = require "gondolin.qemu"
+local exec = require "gondolin.exec"
+local P = require "gondolin.proto"
+
+local M = {}
+
+local VM = {}
+VM.__index = VM
+
+local OPTIONS = { "image", "memory", "cpus", "accel", "env", "cwd", "boot_timeout",
+                  "append", "start", "qemu", "console" }
+local CONSOLE_TAIL = 16 * 1024
+local KVM_PROBE_SECONDS = 5   -- a KVM boot that has not said hello by then is retried under TCG
+local QUIT_GRACE_SECONDS = 2
+local MAX_SESSIONS = 256
+
+local function validate(opts)
+  opts = opts or {}
+  if type(opts) ~= "table" then check.fail("vm", "options must be a table") end
+  check.known("vm", opts, OPTIONS)
+  local o = {}
+  o.image = opts.image ~= nil and check.string("vm option 'image'", opts.image) or "minimal"
+  o.memory = check.memory("vm option 'memory'", opts.memory or 512)
+  o.cpus = check.integer("vm option 'cpus'", opts.cpus or 1, 1, 16)
+  o.accel = check.oneof("vm option 'accel'", opts.accel or os.getenv "GONDOLIN_ACCEL" or "auto",
+    { "auto", "kvm", "tcg" })
+  o.env = check.env("vm option 'env'", opts.env)
+  if opts.cwd ~= nil then o.cwd = check.string("vm option 'cwd'", opts.cwd) end
+  o.boot_timeout = check.number("vm option 'boot_timeout'", opts.boot_timeout or 60, 1, 3600)
+  o.append = opts.append ~= nil and check.string("vm option 'append'", opts.append) or nil
+  o.start = opts.start ~= false
+  o.qemu = opts.qemu ~= nil and check.string("vm option 'qemu'", opts.qemu) or nil
+  o.console = check.oneof("vm option 'console'", opts.console or "ring", { "ring", "stderr" })
+  return o
+end
+
+-- A ring of the last CONSOLE_TAIL bytes of some output.
+local function ring()
+  return { parts = {}, size = 0 }
+end
+
+local function ring_add(r, data)
+  r.parts[#r.parts + 1] = data
+  r.size = r.size + #data
+  while r.size - #r.parts[1] >= CONSOLE_TAIL do
+    r.size = r.size - #table.remove(r.parts, 1)
+  end
+end
+
+local function ring_text(r)
+  local s = table.concat(r.parts)
+  return s:sub(-CONSOLE_TAIL)
+end
+
+local function read_into(fd, r, echo)
+  local pipe = uv.new_pipe(false)
+  pipe:open(fd)
+  pipe:read_start(function(err, data)
+    if data then
+      ring_add(r, data)
+      if echo then io.stderr:write(data) end
+    elseif err or not data then
+      pipe:read_stop()
+    end
+  end)
+  return pipe
+end
+
+--- Create (and by default boot) a VM.
+function M.new(opts)
+  local o = validate(opts)
+  local self = setmetatable({ o = o, sessions = {}, nsessions = 0, next_id = 0,
+                              console = ring(), qemu_err = ring(), pings = {} }, VM)
+  if o.start then
+    local ok, err = self:start()
+    if not ok then
+      self:close()
+      error(err, 2)
+    end
+  end
+  return self
+end
+
+-- Human-readable reason QEMU went away, with the console tail.
+function VM:_death(code, sig)
+  local why = sig and ("qemu was killed by signal %d"):format(sig)
+    or ("qemu exited with status %d"):format(code or -1)
+  local err = ring_text(self.qemu_err):gsub("%s+$", "")
+  if err ~= "" then why = why .. ": " .. err:match("[^\n]*$") end
+  return why
+end
+
+function VM:console_tail()
+  return ring_text(self.console)
+end
+
+function VM:_on_frame(t, id, payload)
+  if t == P.HELLO then
+    local m = core.cbor_decode(payload)
+    if type(m) ~= "table" or m.version ~= P.VERSION then
+      self.hello_err = "guest agent speaks an unknown protocol version"
+    end
+    self.info = type(m) == "table" and m or {}
+    sched.fire(self.hello, true)
+  elseif t == P.PONG then
+    local ev = self.pings[id]
+    if ev then self.pings[id] = nil sched.fire(ev, payload) end
+  elseif id ~= 0 and self.sessions[id] then
+    self.sessions[id]:_on_frame(t, payload)
+  elseif t == P.ERROR then
+    local m = core.cbor_decode(payload)
+    io.stderr:write(("gondolin: guest error on frame %d: %s\n"):format(id,
+      type(m) == "table" and tostring(m.code) .. ": " .. tostring(m.message) or "(malformed)"))
+  end
+  -- anything else: a late frame of a finished session, dropped
+end
+
+function VM:_launch(img, accel)
+  local ctl_h, ctl_g = core.socketpair()
+  local qmp_h, qmp_g = core.socketpair()
+  local con_h, con_g = core.socketpair()
+  local err_h, err_g = core.socketpair()
+  local argv = qemu.argv { binary = self.qemu_path, accel = accel, memory = self.o.memory,
+                           cpus = self.o.cpus, kernel = img.kernel, initrd = img.initramfs,
+                           append = self.o.append }
+  self.exit_ev = sched.event()
+  self.hello = sched.event()
+  self.dead = nil
+  local proc, perr = core.spawn(argv, {
+    { qemu.FD.stderr, err_g }, { qemu.FD.control, ctl_g },
+    { qemu.FD.qmp, qmp_g }, { qemu.FD.console, con_g },
+  }, function(code, sig) self:_on_exit(code, sig) end)
+  for _, fd in ipairs { ctl_g, qmp_g, con_g, err_g } do core.close_fd(fd) end
+  if not proc then
+    for _, fd in ipairs { ctl_h, qmp_h, con_h, err_h } do core.close_fd(fd) end
+    return nil, "gondolin: cannot start " .. argv[1] .. ": " .. perr
+  end
+  self.proc = proc
+  self.channel = core.channel(ctl_h, {
+    on_frame = function(t, id, payload) self:_on_frame(t, id, payload) end,
+    on_error = function(code) io.stderr:write("gondolin: control channel: ", code, "\n") end,
+    on_close = function() end,
+  })
+  self.console_pipe = read_into(con_h, self.console, self.o.console == "stderr")
+  self.err_pipe = read_into(err_h, self.qemu_err, false)
+  self.qmp = uv.new_pipe(false)
+  self.qmp:open(qmp_h)
+  self.qmp:read_start(function() end)   -- greeting and replies are not needed
+  self.qmp:write('{"execute":"qmp_capabilities"}\n')
+  return true
+end
+
+function VM:_on_exit(code, sig)
+  self.dead = self:_death(code, sig)
+  sched.fire(self.exit_ev, code, sig)
+  sched.fire(self.hello, false)
+  local err = "vm stopped: " .. self.dead
+  for _, s in pairs(self.sessions) do s:_abort(err) end
+  for id, ev in pairs(self.pings) do self.pings[id] = nil sched.fire(ev, nil, err) end
+end
+
+function VM:_teardown()
+  for _, k in ipairs { "channel", "console_pipe", "err_pipe", "qmp" } do
+    local h = self[k]
+    if h then
+      self[k] = nil
+      if h.close then
+        if type(h) == "userdata" and h.is_closing then
+          if not h:is_closing() then h:close() end
+        else
+          h:close()
+        end
+      end
+    end
+  end
+  if self.proc then self.proc:close() self.proc = nil end
+end
+
+-- One boot attempt; returns true or nil, err.
+function VM:_boot(img, accel, timeout)
+  local ok, err = self:_launch(img, accel)
+  if not ok then return nil, err end
+  local t0 = uv.hrtime()
+  local hello = sched.wait(self.hello, timeout)
+  if hello then
+    if self.hello_err then return nil, "gondolin: " .. self.hello_err end
+    self.boot_time = (uv.hrtime() - t0) / 1e9
+    return true
+  end
+  local why = self.dead or ("no hello from the guest agent within %gs"):format(timeout)
+  self:_teardown()
+  local tail = ring_text(self.console):gsub("%s+$", "")
+  return nil, ("gondolin: boot failed under %s: %s%s"):format(accel, why,
+    tail ~= "" and "\n--- console tail ---\n" .. tail:sub(-4000) or " (console is empty)")
+end
+
+--- Boot the VM; returns true or nil, err. Idempotent.
+function VM:start()
+  if self.running then return true end
+  if self.closed then return nil, "gondolin: vm is closed" end
+  self.qemu_path = qemu.find(self.o.qemu)
+  local img = image.resolve(self.o.image)
+  self.image = img
+  local plan = qemu.plan(self.o.accel)
+  local err
+  for i, accel in ipairs(plan) do
+    local probing = self.o.accel == "auto" and accel == "kvm" and #plan > 1
+    local ok
+    ok, err = self:_boot(img, accel, probing and KVM_PROBE_SECONDS or self.o.boot_timeout)
+    if ok then
+      if self.o.accel == "auto" and accel == "kvm" then qemu.save_verdict("kvm") end
+      self.accel = accel
+      self.running = true
+      return true
+    end
+    if probing and i < #plan then qemu.save_verdict("tcg") end
+  end
+  return nil, err
+end
+
+function VM:_send(t, id, payload)
+  if self.dead then return nil, "vm stopped: " .. self.dead, "stopped" end
+  if not self.channel then return nil, "vm is not running", "closed" end
+  return self.channel:send(t, id, payload)
+end
+
+function VM:_forget(id)
+  if self.sessions[id] then
+    self.sessions[id] = nil
+    self.nsessions = self.nsessions - 1
+  end
+end
+
+function VM:_new_id()
+  repeat
+    self.next_id = self.next_id % 0xffffffff + 1
+  until not self.sessions[self.next_id] and not self.pings[self.next_id]
+  return self.next_id
+end
+
+--- Start a process; returns a process handle (see docs/lua-api.md).
+function VM:spawn(cmd, opts)
+  local argv, o = exec.validate(cmd, opts, self.o)
+  if self.closed then check.fail("spawn", "vm is closed") end
+  if self.nsessions >= MAX_SESSIONS then
+    check.fail("spawn", ("more than %d processes at once"):format(MAX_SESSIONS))
+  end
+  local id = self:_new_id()
+  local p = exec.start(self, id, argv, o)
+  if not p.done.fired then
+    self.sessions[id] = p
+    self.nsessions = self.nsessions + 1
+  end
+  if type(o.stdin) == "string" then
+    local function feed()
+      if #o.stdin > 0 then p:write(o.stdin) end
+      p:close_stdin()
+    end
+    if sched.current() then sched.spawn(feed) else feed() end
+  end
+  return p
+end
+
+--- Run a command to completion; returns the result, or nil, err.
+function VM:exec(cmd, opts)
+  local argv, o = exec.validate(cmd, opts, self.o)
+  if o.stdout == "pipe" or o.stderr == "pipe" then
+    check.fail("exec", "stdout/stderr = \"pipe\" needs vm:spawn (exec collects the output)")
+  end
+  local p = self:spawn(argv, opts)
+  return p:wait()
+end
+
+--- Round trip to the agent; returns seconds or nil, err.
+function VM:ping(data)
+  data = data or ""
+  local id = self:_new_id()
+  local ev = sched.event()
+  self.pings[id] = ev
+  local t0 = uv.hrtime()
+  local ok, err = self:_send(P.PING, id, data)
+  if not ok then self.pings[id] = nil return nil, err end
+  local echo, perr = sched.wait(ev)
+  if echo ~= data then return nil, perr or "ping: wrong echo" end
+  return (uv.hrtime() - t0) / 1e9
+end
+
+--- Stop the VM: QMP quit, then SIGKILL. Returns true; a second close does nothing.
+function VM:close()
+  if self.closed then return true end
+  self.closed = true
+  if self.proc and not self.dead then
+    local waited = false
+    if self.qmp and sched.can_wait() then
+      self.qmp:write('{"execute":"quit"}\n')
+      waited = sched.wait(self.exit_ev, QUIT_GRACE_SECONDS) ~= nil or self.dead ~= nil
+    end
+    if not waited then self.proc:kill(9) end
+  end
+  for _, s in pairs(self.sessions) do s:_abort("vm closed") end
+  self:_teardown()
+  self.running = false
+  return true
+end
+VM.__close = VM.close
+
+-- Last resort: an unreachable VM must not leave QEMU behind.
+function VM:__gc()
+  if not self.closed then
+    self.closed = true
+    if self.proc then self.proc:close() end
+  end
+end
+
+function VM:__tostring()
+  return ("gondolin.vm (%s)"):format(self.closed and "closed" or self.running and self.accel or "stopped")
+end
+
+--- QEMU's pid (tests and diagnostics).
+function VM:pid()
+  return self.proc and self.proc:pid() or nil
+end
+
+return M
