@@ -28,7 +28,7 @@ AGENT      := $(BUILD)/guest/gondolin-agent
 MUSL_CC    ?= musl-gcc
 GUEST_DIR  := $(BUILD)/guest
 
-.PHONY: all module agent guest kernel deps run test test-unit test-vm asan fuzz bench install clean help lint
+.PHONY: all module agent guest kernel deps run test test-unit test-vm asan fuzz bench install check-install clean help
 
 all: module guest
 
@@ -113,6 +113,15 @@ install: all
 	install -d $(DESTDIR)$(LUADIR)/gondolin/guest
 	cp -r $(GUEST_DIR)/. $(DESTDIR)$(LUADIR)/gondolin/guest/
 	install -m 755 bin/gondolin $(DESTDIR)$(BINDIR)/gondolin
+
+# Install with LuaRocks into a scratch tree and run the installed CLI once.
+check-install:
+	@t=$$(mktemp -d) && trap 'rm -rf "$$t"' EXIT && \
+	luarocks --lua-version=5.4 make --tree "$$t" rockspec/gondolin-scm-1.rockspec >"$$t.log" 2>&1 || \
+		{ cat "$$t.log"; rm -f "$$t.log"; exit 1; } ; rm -f "$$t.log"; \
+	LUA_PATH="$$t/share/lua/5.4/?.lua;$$t/share/lua/5.4/?/init.lua;;" \
+	LUA_CPATH="$$t/lib/lua/5.4/?.so;;" "$$t/bin/gondolin" exec -- sh -c 'echo installed gondolin works' && \
+	echo "check-install: ok"
 
 clean:
 	rm -rf $(BUILD)

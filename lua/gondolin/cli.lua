@@ -207,7 +207,8 @@ local function run_script(args)
   os.exit = function(code, _) return real_exit(code, true) end
   local ok, res = pcall(sched.run, chunk, table.unpack(script_arg, 1, #script_arg))
   if not ok then
-    io.stderr:write("gondolin: ", tostring(res), "\n")
+    res = tostring(res)
+    io.stderr:write(res:match("^gondolin: ") and "" or "gondolin: ", res, "\n")
     return 1
   end
   return math.type(res) == "integer" and res or 0

@@ -41,12 +41,13 @@ end
 
 --- Where the guest files are (agent binary, init, kernel config).
 function M.guest_dir()
+  local candidates = { module_dir() .. "/guest", module_dir() .. "/../../build/guest" }
   local env = os.getenv "GONDOLIN_GUEST_DIR"
-  local candidates = { env, module_dir() .. "/guest", module_dir() .. "/../../build/guest" }
+  if env and env ~= "" then table.insert(candidates, 1, env) end
   for _, dir in ipairs(candidates) do
-    if dir and dir ~= "" and exists(dir .. "/gondolin-agent") then return dir end
+    if exists(dir .. "/gondolin-agent") then return dir end
   end
-  error("gondolin: guest files not found (looked in " .. table.concat(candidates, ", ", 2) ..
+  error("gondolin: guest files not found (looked in " .. table.concat(candidates, ", ") ..
     "); run 'make' first or set GONDOLIN_GUEST_DIR", 0)
 end
 
