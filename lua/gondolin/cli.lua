@@ -99,10 +99,28 @@ local function exit_status(r)
 end
 
 -- Copy host stdin into p until EOF; reading pauses while a write waits
--- for guest credit, so a fast producer cannot grow our memory.
+-- for guest credit, so a fast producer cannot grow our memory. Pipes,
+-- sockets and terminals are read on the loop; files and devices (which epoll
+-- cannot watch) with asynchronous fs reads. Returns a stop function.
 local function forward_stdin(p, h)
+  local kind = uv.guess_handle(0)
+  if not h and kind ~= "tty" and kind ~= "pipe" and kind ~= "tcp" then
+    local stopped = false
+    sched.spawn(function()
+      while not stopped do
+        local ev = sched.event()
+        uv.fs_read(0, 65536, -1, function(_, data) sched.fire(ev, data) end)
+        local data = sched.wait(ev)
+        if stopped then return end
+        if not data or #data == 0 then break end
+        if not p:write(data) then return end
+      end
+      p:close_stdin()
+    end)
+    return function() stopped = true end
+  end
   if not h then
-    if uv.guess_handle(0) == "tty" then
+    if kind == "tty" then
       h = uv.new_tty(0, true)
     else
       h = uv.new_pipe(false)
@@ -122,7 +140,7 @@ local function forward_stdin(p, h)
     end)
   end
   h:read_start(on_read)
-  return h
+  return function() if not h:is_closing() then h:close() end end
 end
 
 local function run_exec(args)
@@ -137,9 +155,9 @@ local function run_exec(args)
       on_stdout = function(s) io.stdout:write(s) io.stdout:flush() end,
       on_stderr = function(s) io.stderr:write(s) io.stderr:flush() end,
     })
-    local input = piped and forward_stdin(p)
+    local stop_input = piped and forward_stdin(p)
     local r, err = p:wait()
-    if input and not input:is_closing() then input:close() end
+    if stop_input then stop_input() end
     if not r then
       io.stderr:write("gondolin: ", err, "\n")
       return 1
@@ -180,11 +198,11 @@ local function run_bash(args)
         if w and w > 0 then p:resize(h, w) end
       end)
     end
-    local input = forward_stdin(p, tty)
+    local stop_input = forward_stdin(p, tty)
     local ok, r, err = pcall(p.wait, p)
     if winch then winch:close() end
     if tty then uv.tty_reset_mode() end
-    if not input:is_closing() then input:close() end
+    stop_input()
     if not ok then error(r, 0) end
     if not r then
       io.stderr:write("gondolin: ", err, "\n")
@@ -203,9 +221,14 @@ local function run_script(args)
   script_arg[-1] = args[-1]
   _G.arg = script_arg
   local real_exit = os.exit
-  -- os.exit from a script closes the state, so VMs are closed (and QEMU killed).
-  os.exit = function(code, _) return real_exit(code, true) end
+  -- os.exit from a script kills its VMs first. Closing the Lua state instead
+  -- would run luv's teardown under live handles, which crashes.
+  os.exit = function(code, _)
+    require("gondolin.vm").kill_all()
+    return real_exit(code)
+  end
   local ok, res = pcall(sched.run, chunk, table.unpack(script_arg, 1, #script_arg))
+  require("gondolin.vm").kill_all()
   if not ok then
     res = tostring(res)
     io.stderr:write(res:match("^gondolin: ") and "" or "gondolin: ", res, "\n")

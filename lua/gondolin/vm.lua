@@ -18,6 +18,8 @@ local M = {}
 local VM = {}
 VM.__index = VM
 
+local live = setmetatable({}, { __mode = "k" })   -- every VM not yet closed
+
 local OPTIONS = { "image", "memory", "cpus", "accel", "env", "cwd", "boot_timeout",
                   "append", "start", "qemu", "console" }
 local CONSOLE_TAIL = 16 * 1024
@@ -82,6 +84,7 @@ function M.new(opts)
   local o = validate(opts)
   local self = setmetatable({ o = o, sessions = {}, nsessions = 0, next_id = 0,
                               console = ring(), qemu_err = ring(), pings = {} }, VM)
+  live[self] = true
   if o.start then
     local ok, err = self:start()
     if not ok then
@@ -300,6 +303,7 @@ end
 function VM:close()
   if self.closed then return true end
   self.closed = true
+  live[self] = nil
   if self.proc and not self.dead then
     local waited = false
     if self.qmp and sched.can_wait() then
@@ -314,6 +318,16 @@ function VM:close()
   return true
 end
 VM.__close = VM.close
+
+--- Kill every VM still open, at once (process exit paths).
+function M.kill_all()
+  for vm in pairs(live) do
+    live[vm] = nil
+    vm.closed = true
+    for _, s in pairs(vm.sessions) do s:_abort("vm closed") end
+    vm:_teardown()
+  end
+end
 
 -- Last resort: an unreachable VM must not leave QEMU behind.
 function VM:__gc()

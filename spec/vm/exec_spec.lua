@@ -69,7 +69,8 @@ describe("vm:exec", function()
 
   it("round-trips 10 MiB of stdin through cat", function()
     local parts = {}
-    for i = 1, 10 * 1024 do parts[i] = string.format("%1023d\n", i) end
+    local pad = string.rep("x", 1014)
+    for i = 1, 10 * 1024 do parts[i] = string.format("%08d ", i) .. pad .. "\n" end
     local data = table.concat(parts)
     assert.equal(10 * 1024 * 1024, #data)
     local r = vm:exec({ "/bin/cat" }, { stdin = data })
