@@ -19,7 +19,9 @@ HOST_CFLAGS += $(CFLAGS_COMMON) -fPIC -I$(LUA_INC) -I$(LUA_INC)/luv $(shell pkg-
 HOST_LIBS  := -llua5.4-luv -luv
 
 PROTO_SRC  := $(wildcard csrc/proto/*.c)
-CORE_SRC   := $(PROTO_SRC) $(wildcard csrc/vmm/*.c) $(wildcard csrc/api/*.c)
+# Pure protocol code (no libuv, no Lua): shared by the module and the fuzzers.
+PURE_SRC   := $(PROTO_SRC) $(wildcard csrc/net/*.c) $(wildcard csrc/http/*.c) $(wildcard csrc/policy/*.c)
+CORE_SRC   := $(PURE_SRC) $(wildcard csrc/vmm/*.c) $(wildcard csrc/api/*.c)
 CORE_HDR   := $(wildcard csrc/*/*.h)
 CORE_SO    := $(BUILD)/gondolin/core.so
 
@@ -28,7 +30,7 @@ AGENT      := $(BUILD)/guest/gondolin-agent
 MUSL_CC    ?= musl-gcc
 GUEST_DIR  := $(BUILD)/guest
 
-.PHONY: all module agent guest kernel deps run test test-unit test-vm asan fuzz bench install check-install clean help
+.PHONY: all module agent guest kernel deps run test test-unit test-vm asan fuzz bench install check-install valgrind clean help
 
 all: module guest
 
@@ -39,6 +41,7 @@ help:
 	@echo "make run      deps + build + kernel, then run examples/hello.lua"
 	@echo "make test     unit specs, then VM specs"
 	@echo "make asan     unit specs against an ASan+UBSan build of the module"
+	@echo "make valgrind unit specs and examples/hello.lua under valgrind"
 	@echo "make fuzz     run every libFuzzer target for FUZZ_SECONDS (default 30)"
 	@echo "make bench    run the benchmarks in bench/"
 	@echo "make install  install module, Lua files, guest files and the CLI"
@@ -89,11 +92,16 @@ asan:
 	ASAN_OPTIONS=detect_leaks=0 GONDOLIN_CPATH=$(BUILD)/asan/?.so \
 		$(BUSTED) --run=unit
 
+# The host module under valgrind (memcheck), unit specs plus one real VM run.
+valgrind: all kernel
+	valgrind -q --error-exitcode=9 $(BUSTED) --run=unit
+	valgrind -q --error-exitcode=9 $(LUA) bin/gondolin examples/hello.lua
+
 FUZZ_SECONDS ?= 30
 FUZZ_TARGETS := $(patsubst fuzz/%.c,$(BUILD)/fuzz/%,$(wildcard fuzz/*_fuzz.c))
-$(BUILD)/fuzz/%: fuzz/%.c $(PROTO_SRC) $(CORE_HDR)
+$(BUILD)/fuzz/%: fuzz/%.c $(PURE_SRC) $(CORE_HDR)
 	@mkdir -p $(dir $@)
-	$(CLANG) -g -O1 $(CFLAGS_COMMON) -fsanitize=fuzzer,address,undefined -o $@ $< $(PROTO_SRC)
+	$(CLANG) -g -O1 $(CFLAGS_COMMON) -fsanitize=fuzzer,address,undefined -o $@ $< $(PURE_SRC)
 
 fuzz: $(FUZZ_TARGETS)
 	@for t in $(FUZZ_TARGETS); do \

@@ -19,12 +19,21 @@ end
 -- One floor boot: time from spawn until the console shows the marker.
 local function floor_boot(img, accel)
   local con_h, con_g = core.socketpair()
+  -- the same devices as a real boot; the floor just never talks on them
+  local others = {}
+  for _, name in ipairs { "control", "qmp" } do
+    local h, g = core.socketpair()
+    others[#others + 1] = { name = name, h = h, g = g }
+  end
   local argv = qemu.argv { binary = qemu.find(), accel = accel, memory = 512, cpus = 1,
                            kernel = img.kernel, initrd = img.initramfs, init = "/floor" }
   local seen = sched.event()
   local t0 = uv.hrtime()
-  local proc = assert(core.spawn(argv, { { qemu.FD.console, con_g } }, function() sched.fire(seen, false) end))
+  local fds = { { qemu.FD.console, con_g } }
+  for _, o in ipairs(others) do fds[#fds + 1] = { qemu.FD[o.name], o.g } end
+  local proc = assert(core.spawn(argv, fds, function() sched.fire(seen, false) end))
   core.close_fd(con_g)
+  for _, o in ipairs(others) do core.close_fd(o.g) end
   local pipe = uv.new_pipe(false)
   pipe:open(con_h)
   local buf = ""
@@ -37,6 +46,7 @@ local function floor_boot(img, accel)
   local ok, t1 = sched.wait(seen, 60)
   pipe:close()
   proc:close()
+  for _, o in ipairs(others) do core.close_fd(o.h) end
   assert(ok, "floor boot did not print its marker")
   return (t1 - t0) / 1e9
 end
