@@ -604,6 +604,9 @@ static void drain(struct agent *a, struct session *s)
  * @a: agent
  * @now: monotonic ms
  *
+ * An exited session that could drain now (its pipes are not polled) makes
+ * the timeout 0: the ring may have drained since exec_finish() stopped.
+ *
  * Return: milliseconds, or -1 when no session has a deadline.
  */
 int exec_poll_timeout(struct agent *a, uint64_t now)
@@ -612,10 +615,13 @@ int exec_poll_timeout(struct agent *a, uint64_t now)
 	unsigned int i;
 
 	for (i = 0; i < AGENT_MAX_SESSIONS; i++) {
-		uint64_t d = a->sess[i].deadline;
+		struct session *s = &a->sess[i];
 
-		if (a->sess[i].id && d && d < best)
-			best = d;
+		if (s->id && s->exited &&
+		    (readable(a, &s->out) || readable(a, &s->err)))
+			return 0;
+		if (s->id && s->deadline && s->deadline < best)
+			best = s->deadline;
 	}
 	if (best == UINT64_MAX)
 		return -1;

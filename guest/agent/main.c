@@ -6,6 +6,8 @@
  *
  * The agent is one thread around one poll(2) loop. Each turn:
  *
+ *   0. take frames parked in the reader while the ring was congested (the
+ *      ring may have drained without a POLLOUT wake-up);
  *   1. poll the SIGCHLD self-pipe, the control port (POLLIN only while
  *      the outbound ring is below its high-water mark, POLLOUT while it
  *      holds data) and up to three fds per session; the timeout is the
@@ -343,6 +345,7 @@ static int run(struct agent *a)
 
 	msg_send_hello(a);
 	while (!a->port.eof) {
+		dispatch_frames(a);	/* frames parked while congested */
 		timeout = exec_poll_timeout(a, agent_now_ms());
 		fill_fixed(a, agent_now_ms(), &timeout);
 		exec_poll_fill(a);
