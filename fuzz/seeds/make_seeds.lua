@@ -1,0 +1,67 @@
+#!/usr/bin/env lua5.4
+-- SPDX-License-Identifier: MIT
+-- make_seeds.lua - writes the small seed inputs for fuzz/*_fuzz.c
+-- Run from the repository root: lua5.4 fuzz/seeds/make_seeds.lua
+
+local dir = arg[1] or "fuzz/seeds"
+
+-- Minimal CBOR encoder (shortest heads), enough for the seeds.
+local function head(major, v)
+  if v < 24 then return string.char(major << 5 | v) end
+  if v < 0x100 then return string.char(major << 5 | 24, v) end
+  if v < 0x10000 then return string.char(major << 5 | 25) .. string.pack(">I2", v) end
+  if v < 0x100000000 then return string.char(major << 5 | 26) .. string.pack(">I4", v) end
+  return string.char(major << 5 | 27) .. string.pack(">I8", v)
+end
+
+local function uint(v) return head(0, v) end
+local function nint(v) return head(1, -1 - v) end
+local function text(s) return head(3, #s) .. s end
+local function bytes(s) return head(2, #s) .. s end
+local function array(t) return head(4, #t) .. table.concat(t) end
+local function map(pairs_)
+  local out = {}
+  for i = 1, #pairs_, 2 do out[#out + 1] = text(pairs_[i]) .. pairs_[i + 1] end
+  return head(5, #pairs_ // 2) .. table.concat(out)
+end
+local T, F, NULL = "\xf5", "\xf4", "\xf6"
+
+local function frame(ty, id, payload)
+  return string.pack(">I4BI4", #payload, ty, id) .. payload
+end
+
+local function write(name, data)
+  local f = assert(io.open(dir .. "/" .. name, "wb"))
+  f:write(data)
+  f:close()
+end
+
+local exec_start = map {
+  "argv", array { text "/bin/sh", text "-c", text "echo hi" },
+  "env", array { text "A=1" },
+  "cwd", text "/tmp",
+  "pty", F,
+  "stdin", T,
+  "timeout_ms", uint(5000),
+  "window", uint(262144),
+}
+local credit = map { "stdout", uint(65536), "stderr", uint(65536) }
+
+-- cbor_fuzz: one CBOR item (or junk) per file.
+os.execute("mkdir -p " .. dir .. "/cbor_fuzz " .. dir .. "/frame_fuzz")
+write("cbor_fuzz/exec_start", exec_start)
+write("cbor_fuzz/credit", credit)
+write("cbor_fuzz/ints", array { uint(0), uint(23), uint(24), uint(255), uint(256),
+  uint(65536), uint(1 << 32), nint(-1), nint(-25), nint(-70000) })
+write("cbor_fuzz/misc", map { "b", bytes "\0\1\2", "n", NULL, "t", T, "f", F,
+  "nest", array { array { array { map { "x", uint(1) } } } } })
+write("cbor_fuzz/noncanon", "\xa1\x78\x01a\x19\x00\x05")  -- {"a": 5} with long heads
+write("cbor_fuzz/deep", string.rep("\x81", 17) .. "\x00")  -- one level too deep
+
+-- frame_fuzz: first byte = parameters (max_payload 1 + 4 * (b & 63), bit 6 tiny chunks).
+local frames = frame(1, 1, exec_start) .. frame(2, 1, "hello") .. frame(3, 1, "")
+  .. frame(4, 1, credit) .. frame(7, 0, "ping")
+write("frame_fuzz/session", "\x3f" .. frames)
+write("frame_fuzz/tiny_chunks", "\x7f" .. frames)
+write("frame_fuzz/oversized", "\x08" .. frame(7, 0, string.rep("x", 40))
+  .. frame(7, 0, "ok") .. string.pack(">I4BI4", 0xffffffff, 2, 9))
