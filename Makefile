@@ -30,7 +30,7 @@ AGENT      := $(BUILD)/guest/gondolin-agent
 MUSL_CC    ?= musl-gcc
 GUEST_DIR  := $(BUILD)/guest
 
-.PHONY: all module agent guest kernel deps run test test-unit test-vm asan fuzz bench install check-install valgrind clean help
+.PHONY: all module agent guest kernel stock-kernel deps run test test-unit test-vm asan fuzz bench install check-install valgrind clean help
 
 all: module guest
 
@@ -64,12 +64,16 @@ $(AGENT): $(AGENT_SRC) $(wildcard guest/agent/*.h) csrc/proto/frame.h csrc/proto
 # Everything the runtime needs to assemble the `minimal` image.
 guest: $(AGENT)
 	@mkdir -p $(GUEST_DIR)/kernel $(GUEST_DIR)/image
-	cp guest/init guest/floor $(GUEST_DIR)/
+	cp guest/floor $(GUEST_DIR)/
 	cp guest/image/*.lua $(GUEST_DIR)/image/
 	cp guest/kernel/config guest/kernel/build.sh $(GUEST_DIR)/kernel/
 
 kernel:
 	@sh guest/kernel/build.sh >/dev/null
+
+# Debian's stock kernel, unpacked into the cache (for the GONDOLIN_KERNEL spec).
+stock-kernel:
+	@sh guest/kernel/stock.sh >/dev/null
 
 run: deps all kernel
 	$(LUA) bin/gondolin examples/hello.lua
@@ -79,7 +83,7 @@ test: all kernel test-unit test-vm
 test-unit: all
 	$(BUSTED) --run=unit
 
-test-vm: all kernel
+test-vm: all kernel stock-kernel
 	$(BUSTED) --run=vm
 
 # ASan needs its runtime first in the process; lua5.4 is not built with it.

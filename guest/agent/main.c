@@ -22,7 +22,8 @@
  * step 3 has consumed the poll results, so a slot's results always belong
  * to the session they were polled for.
  *
- * Modes: as PID 1 (from /init) the agent finds the virtio-serial port named
+ * Modes: as PID 1 (it is /init) the agent first sets the system up
+ * (sysinit.c), then finds the virtio-serial port named
  * gondolin.control, never exits, and treats EOF from the host as a pause
  * (poll again after AGENT_RETRY_MS). With --fd N it uses an inherited fd
  * (a socketpair in host-side tests), becomes a child subreaper so orphans
@@ -45,8 +46,8 @@
 #include "agent.h"
 
 #define PORT_CLASS_DIR		"/sys/class/virtio-ports"
-#define PORT_WAIT_STEP_MS	50
-#define PORT_WAIT_TRIES		200	/* ~10 s, then PID 1 keeps trying slowly */
+#define PORT_WAIT_STEP_MS	5
+#define PORT_WAIT_TRIES		2000	/* ~10 s, then PID 1 keeps trying slowly */
 #define PORT_WAIT_SLOW_MS	1000
 
 static int sig_wr = -1;		/* self-pipe write end, for the handler */
@@ -415,6 +416,8 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	a->pid1 = getpid() == 1;
+	if (a->pid1)
+		agent_sysinit();
 	keep_stdio_open();
 	if (!a->pid1)
 		prctl(PR_SET_CHILD_SUBREAPER, 1);

@@ -78,6 +78,20 @@ local function clean(dest)
 end
 
 --- Collect the entries of an image from opts; returns list or nil, err.
+--- Applet paths ("bin/ls", "usr/bin/awk", ...) from busybox itself, sorted.
+local function applets(busybox)
+  local p = io.popen("'" .. busybox:gsub("'", "'\\''") .. "' --list-full 2>/dev/null")
+  local list = {}
+  if p then
+    for line in p:lines() do
+      if line:match("^[%w/%.%[%-_]+$") and not line:find("..", 1, true) then list[#list + 1] = line end
+    end
+    p:close()
+  end
+  table.sort(list)
+  return list
+end
+
 local function entries_for(opts)
   local list, seen = {}, {}
   local function add(e)
@@ -108,11 +122,23 @@ local function entries_for(opts)
   add { name = "etc/passwd", mode = S_IFREG | 420, data = PASSWD }
   add { name = "etc/group", mode = S_IFREG | 420, data = GROUP }
   add { name = "bin/sh", mode = S_IFLNK | 511, data = "busybox" }
-  for _, key in ipairs { "agent", "init", "busybox" } do
+  for _, key in ipairs { "agent", "busybox" } do
     if not opts[key] then error("missing option: " .. key, 0) end
   end
   add_file(opts.busybox, "bin/busybox", 493)
-  add_file(opts.init, "init", 493)
+  -- applet links made now, so nothing runs `busybox --install` at boot
+  for _, path in ipairs(applets(opts.busybox)) do
+    if not seen[path] then
+      add_parents(path)
+      add { name = path, mode = S_IFLNK | 511, data = "/bin/busybox" }
+    end
+  end
+  if opts.init then
+    add_file(opts.init, "init", 493)
+  else
+    -- the agent sets the system up itself when it is PID 1 (sysinit.c)
+    add { name = "init", mode = S_IFLNK | 511, data = "sbin/gondolin-agent" }
+  end
   add_file(opts.agent, "sbin/gondolin-agent", 493)
   if opts.floor then add_file(opts.floor, "floor", 493) end
   for _, x in ipairs(opts.extra or {}) do
@@ -146,7 +172,7 @@ end
 
 --- Parse the command line; returns out, opts or nil, usage message.
 local function parse_args(argv)
-  local usage = "usage: mkinitramfs.lua OUT.cpio --agent PATH --init PATH --floor PATH"
+  local usage = "usage: mkinitramfs.lua OUT.cpio --agent PATH [--init PATH] --floor PATH"
     .. " --busybox PATH [--extra SRC:DEST ...]"
   local out, opts, i = nil, { extra = {} }, 1
   while i <= #argv do
@@ -167,7 +193,7 @@ local function parse_args(argv)
       return nil, usage
     end
   end
-  if not (out and opts.agent and opts.init and opts.floor and opts.busybox) then
+  if not (out and opts.agent and opts.floor and opts.busybox) then
     return nil, usage
   end
   return out, opts

@@ -90,7 +90,71 @@ local function sha256_of(paths)
   return out:sub(1, 16)
 end
 
+--- Version string of a bzImage (its setup header points at it), or nil.
+function M.kernel_version(path)
+  local f = io.open(path, "rb")
+  if not f then return nil end
+  local head = f:read(0x210)
+  if not head or #head < 0x210 or head:sub(0x202 + 1, 0x205 + 1) ~= "HdrS" then f:close() return nil end
+  local ptr = string.unpack("<I2", head, 0x20E + 1)
+  f:seek("set", ptr + 0x200)
+  local s = f:read(128)
+  f:close()
+  return s and s:match("^([%w%.%-%+_]+)")
+end
+
+-- Virtio and filesystem drivers a stock kernel may have built as modules.
+local STOCK_MODULES = { "virtio_mmio", "virtio_pci", "virtio_console", "virtio_rng",
+                        "virtio_net", "virtio_blk", "fuse", "overlay", "ext4" }
+
+local function module_index(dir)
+  local index = {}
+  local p = io.popen("find " .. shell_quote(dir .. "/kernel") .. " -name '*.ko'")
+  for line in p:lines() do
+    local name = line:match("([^/]+)%.ko$"):gsub("-", "_")
+    index[name] = line
+  end
+  p:close()
+  return index
+end
+
+local function module_depends(path)
+  local f = io.open(path, "rb")
+  local data = f and f:read("a") or ""
+  if f then f:close() end
+  local deps = data:match("%zdepends=([^%z]*)%z") or ""
+  local out = {}
+  for d in deps:gmatch("[^,]+") do out[#out + 1] = d:gsub("-", "_") end
+  return out
+end
+
+--- Modules (in load order) that a stock kernel in `dir` needs; {} if none.
+function M.stock_modules(dir)
+  local index = module_index(dir)
+  local order, seen = {}, {}
+  local function visit(name, depth)
+    if seen[name] or depth > 32 then return end
+    seen[name] = true
+    local path = index[name]
+    if not path then return end            -- built in (or absent): nothing to load
+    for _, d in ipairs(module_depends(path)) do visit(d, depth + 1) end
+    order[#order + 1] = path
+  end
+  for _, m in ipairs(STOCK_MODULES) do visit(m, 0) end
+  return order
+end
+
+-- For GONDOLIN_KERNEL: its modules directory, if it has one.
+local function modules_dir_for(kernel)
+  local dir = os.getenv "GONDOLIN_MODULES"
+  if dir and dir ~= "" then return dir end
+  local ver = M.kernel_version(kernel)
+  if ver and exists("/lib/modules/" .. ver .. "/modules.order") then return "/lib/modules/" .. ver end
+  return nil
+end
+
 --- Path of the minimal initramfs, rebuilt when any of its inputs changes.
+-- opts.modules_dir: a stock kernel's /lib/modules/<version> to take drivers from.
 function M.initramfs(opts)
   opts = opts or {}
   local guest = M.guest_dir()
@@ -98,18 +162,35 @@ function M.initramfs(opts)
   if not exists(busybox) then
     error("gondolin: " .. busybox .. " missing: install it with 'apt-get install busybox-static'", 0)
   end
-  local inputs = {
-    agent = guest .. "/gondolin-agent", init = guest .. "/init",
-    floor = guest .. "/floor", busybox = busybox,
-  }
+  local inputs = { agent = guest .. "/gondolin-agent", floor = guest .. "/floor", busybox = busybox }
   local builder = guest .. "/image/mkinitramfs.lua"
-  local key = sha256_of { inputs.agent, inputs.init, inputs.floor, inputs.busybox, builder }
+  local hashed = { inputs.agent, inputs.floor, inputs.busybox, builder }
+  if opts.modules_dir then
+    -- drivers go in as /lib/modules/<file>.ko plus /lib/modules/load, in load order
+    local load, extra = {}, {}
+    for _, path in ipairs(M.stock_modules(opts.modules_dir)) do
+      local dest = "/lib/modules/" .. path:match("([^/]+)$")
+      extra[#extra + 1] = { path, dest }
+      load[#load + 1] = dest
+      hashed[#hashed + 1] = path
+    end
+    local list = os.tmpname()
+    local f = assert(io.open(list, "w"))
+    f:write(table.concat(load, "\n"), "\n")
+    f:close()
+    extra[#extra + 1] = { list, "/lib/modules/load" }
+    hashed[#hashed + 1] = list
+    inputs.extra = extra
+  end
+  local key = sha256_of(hashed)
   local dir = M.cache_dir() .. "/initramfs"
   local out = dir .. "/" .. key .. ".cpio"
   if exists(out) then return out end
   mkdir_p(dir)
   local mk = dofile(builder)
-  mk.build(out, inputs)
+  local ok, err = mk.build(out, inputs)
+  if inputs.extra then os.remove(inputs.extra[#inputs.extra][1]) end
+  if ok == nil and err then error("gondolin: building the initramfs failed: " .. tostring(err), 0) end
   return out
 end
 
@@ -117,7 +198,11 @@ end
 function M.resolve(image)
   image = image or "minimal"
   if image == "minimal" then
-    return { name = "minimal", kernel = M.kernel(), initramfs = M.initramfs() }
+    local kernel = M.kernel()
+    local custom = os.getenv "GONDOLIN_KERNEL"
+    local modules = custom and custom ~= "" and modules_dir_for(kernel) or nil
+    return { name = "minimal", kernel = kernel, initramfs = M.initramfs { modules_dir = modules },
+             stock = modules ~= nil }
   end
   if image:find("/", 1, true) or exists(image .. "/initramfs.cpio") then
     local kernel = exists(image .. "/vmlinux") and image .. "/vmlinux" or image .. "/bzImage"
