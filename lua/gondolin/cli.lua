@@ -237,9 +237,24 @@ local function run_script(args)
   return math.type(res) == "integer" and res or 0
 end
 
+-- Ctrl-C or a termination request: kill our VMs, restore the terminal, exit
+-- with the conventional 128 + signal status.
+local function on_signals()
+  for name, num in pairs { sigint = 2, sigterm = 15, sighup = 1 } do
+    local h = uv.new_signal()
+    h:start(name, function()
+      require("gondolin.vm").kill_all()
+      uv.tty_reset_mode()
+      os.exit(128 + num)
+    end)
+    h:unref()   -- never keeps the loop alive by itself
+  end
+end
+
 --- Entry point: returns the process exit status.
 function M.main(args)
   args = args or {}
+  on_signals()
   local cmd = args[1]
   if cmd == nil or cmd == "--help" or cmd == "-h" or cmd == "help" then
     io.stdout:write(USAGE)

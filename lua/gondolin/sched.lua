@@ -71,9 +71,22 @@ local function drive(done)
         error("gondolin: deadlock: nothing left that could complete this wait", 0)
       end
     end
+    uv.run("nowait")   -- finish handles closed meanwhile (see M.flush)
   end)
   in_loop = false
   if not ok then error(err, 0) end
+end
+
+--- Let libuv finish closing handles, when the caller is outside the loop.
+-- A handle whose close is still pending when the Lua state is closed (busted
+-- does that at exit) makes luv's own teardown crash, so whoever closes
+-- handles from plain code calls this.
+function M.flush()
+  if not in_loop and not M.current() then
+    in_loop = true
+    pcall(uv.run, "nowait")
+    in_loop = false
+  end
 end
 
 --- Can the caller wait here (in a task, or in plain code outside the loop)?
@@ -105,7 +118,10 @@ function M.wait(ev, timeout)
     else
       drive(function() return ev.fired or expired end)
     end
-    if timer then timer:close() end
+    if timer then
+      timer:close()
+      if not co then M.flush() end
+    end
     if not ev.fired then return nil, "timeout", "timeout" end
   end
   return table.unpack(ev.values, 1, ev.n)
@@ -118,6 +134,7 @@ function M.sleep(seconds)
   t:start(math.max(0, math.floor(seconds * 1000 + 0.5)), 0, function() M.fire(ev) end)
   M.wait(ev)
   t:close()
+  M.flush()
 end
 
 --- Run fn(...) as a task and drive the loop until it finishes.

@@ -315,6 +315,7 @@ function VM:close()
   for _, s in pairs(self.sessions) do s:_abort("vm closed") end
   self:_teardown()
   self.running = false
+  sched.flush()
   return true
 end
 VM.__close = VM.close

@@ -84,6 +84,28 @@ describe("vm lifecycle", function()
     assert.is_false(alive)
   end)
 
+  it("leaves no QEMU behind on Ctrl-C (SIGINT)", function()
+    local rc, alive = script_leaves_no_qemu [[
+      local uv = require "luv"
+      uv.kill(uv.os_getpid(), "sigint")
+      require("gondolin").sleep(5)]]
+    assert.equal(130, rc)
+    assert.is_false(alive)
+  end)
+
+  it("kills the QEMU of a VM that is garbage collected", function()
+    local pid
+    do
+      local vm = gondolin.vm {}
+      pid = vm:pid()
+      assert.is_true(util.alive(pid))
+    end
+    collectgarbage() collectgarbage()
+    local t0 = util.now()
+    while util.alive(pid) and util.now() - t0 < 2 do uv.sleep(20) end
+    assert.is_false(util.alive(pid))
+  end)
+
   it("reports a boot failure with the console tail", function()
     local ok, err = pcall(gondolin.vm, { append = "rdinit=/does-not-exist", boot_timeout = 20 })
     assert.is_false(ok)
