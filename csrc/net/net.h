@@ -20,6 +20,7 @@
 #include <stdint.h>
 
 #define NET_MAX_FRAME	(1514 + 4)	/* eth header + MTU 1500 (+ VLAN slack) */
+#define NET_TIMER_NONE	UINT64_MAX	/* net_next_timer(): nothing scheduled */
 
 struct tcp_conn;
 struct tcp_state;
@@ -74,12 +75,18 @@ struct net_ops {
 	void (*log)(void *ud, const char *msg);
 };
 
-/* Counters, for diagnostics, tests and audit. */
+/*
+ * Counters, for diagnostics, tests and audit. Every input frame is either
+ * handled or counted in @dropped; the other drop counters say why for some
+ * of them (a frame may be in @dropped and in one of those).
+ */
 struct net_stats {
 	uint64_t frames_in, frames_out, dropped;
 	uint64_t arp_replies, icmp_echo, dhcp_replies, dns_queries, dns_malformed;
 	uint64_t udp_dropped, ipv6_dropped, bad_checksum;
 	uint64_t tcp_accepted, tcp_refused, tcp_resets_sent, tcp_retransmits;
+	uint64_t ip_malformed, ip_fragments, dhcp_malformed, dhcp_naks;
+	uint64_t dns_evicted;
 };
 
 struct net {
@@ -102,6 +109,151 @@ void net_timer(struct net *n, uint64_t now_ms);
 uint64_t net_next_timer(const struct net *n);
 
 /* Below: shared between the net/ files only. */
+
+/**
+ * struct net_cursor - a bounds-checked reader over guest bytes
+ * @p:		next unread byte
+ * @left:	bytes from @p to the end of the buffer
+ *
+ * Every read of guest-controlled bytes goes through net_pull() and the
+ * net_pull_*() helpers: they return NULL/false, and consume nothing, when
+ * fewer bytes are left than asked for.
+ */
+struct net_cursor {
+	const uint8_t *p;
+	size_t left;
+};
+
+/**
+ * net_cursor_init() - start reading @len bytes at @p
+ * @c:		cursor
+ * @p:		buffer
+ * @len:	its length
+ */
+static inline void net_cursor_init(struct net_cursor *c, const uint8_t *p,
+				   size_t len)
+{
+	c->p = p;
+	c->left = len;
+}
+
+/**
+ * net_pull() - take @len bytes
+ * @c:		cursor
+ * @len:	bytes wanted
+ *
+ * Return: pointer to them, or NULL (nothing consumed) when short
+ */
+static inline const uint8_t *net_pull(struct net_cursor *c, size_t len)
+{
+	const uint8_t *p = c->p;
+
+	if (len > c->left)
+		return NULL;
+	c->p += len;
+	c->left -= len;
+	return p;
+}
+
+/**
+ * net_pull_u8() - take one byte
+ * @c:		cursor
+ * @v:		value out
+ *
+ * Return: false when no byte is left
+ */
+static inline bool net_pull_u8(struct net_cursor *c, uint8_t *v)
+{
+	const uint8_t *p = net_pull(c, 1);
+
+	if (!p)
+		return false;
+	*v = p[0];
+	return true;
+}
+
+/**
+ * net_pull_be16() - take a big-endian u16
+ * @c:		cursor
+ * @v:		value out
+ *
+ * Return: false when short
+ */
+static inline bool net_pull_be16(struct net_cursor *c, uint16_t *v)
+{
+	const uint8_t *p = net_pull(c, 2);
+
+	if (!p)
+		return false;
+	*v = (uint16_t)(p[0] << 8 | p[1]);
+	return true;
+}
+
+/**
+ * net_pull_be32() - take a big-endian u32
+ * @c:		cursor
+ * @v:		value out
+ *
+ * Return: false when short
+ */
+static inline bool net_pull_be32(struct net_cursor *c, uint32_t *v)
+{
+	const uint8_t *p = net_pull(c, 4);
+
+	if (!p)
+		return false;
+	*v = (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 |
+	     (uint32_t)p[2] << 8 | p[3];
+	return true;
+}
+
+/**
+ * net_get_be16() - read a big-endian u16 from our own (sized) buffer
+ * @p:		two bytes
+ *
+ * Return: the value
+ */
+static inline uint16_t net_get_be16(const uint8_t *p)
+{
+	return (uint16_t)(p[0] << 8 | p[1]);
+}
+
+/**
+ * net_get_be32() - read a big-endian u32 from our own (sized) buffer
+ * @p:		four bytes
+ *
+ * Return: the value
+ */
+static inline uint32_t net_get_be32(const uint8_t *p)
+{
+	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 |
+	       (uint32_t)p[2] << 8 | p[3];
+}
+
+/**
+ * net_put_be16() - write a big-endian u16
+ * @p:		two bytes of output
+ * @v:		value
+ */
+static inline void net_put_be16(uint8_t *p, uint16_t v)
+{
+	p[0] = (uint8_t)(v >> 8);
+	p[1] = (uint8_t)v;
+}
+
+/**
+ * net_put_be32() - write a big-endian u32
+ * @p:		four bytes of output
+ * @v:		value
+ */
+static inline void net_put_be32(uint8_t *p, uint32_t v)
+{
+	p[0] = (uint8_t)(v >> 24);
+	p[1] = (uint8_t)(v >> 16);
+	p[2] = (uint8_t)(v >> 8);
+	p[3] = (uint8_t)v;
+}
+
 int eth_output(struct net *n, uint16_t ethertype, const uint8_t dst[6],
 	       const uint8_t *payload, size_t len);
 int ipv4_output(struct net *n, uint32_t src, uint32_t dst, uint8_t proto,
