@@ -31,6 +31,7 @@ uv_loop_t *api_loop(lua_State *L);
 
 void api_open_channel(lua_State *L);
 void api_open_proc(lua_State *L);
+void api_open_policy(lua_State *L);
 void api_open_http(lua_State *L);
 void api_open_net(lua_State *L);
 

@@ -215,6 +215,7 @@ int luaopen_gondolin_core(lua_State *L)
 	luaL_newlib(L, core_funcs);
 	api_open_channel(L);
 	api_open_proc(L);
+	api_open_policy(L);
 	api_open_http(L);
 	api_open_net(L);
 	return 1;

@@ -1,0 +1,826 @@
+/* SPDX-License-Identifier: MIT */
+/* secrets.c - placeholders, substitution toward allowed hosts, masking */
+
+/*
+ * Theory of Operation
+ *
+ * The guest sees each secret only as a placeholder,
+ * "GONDOLIN_SECRET_<name>_<48 lower-case hex>", built from 24 random bytes
+ * the caller draws (so this file needs no entropy source and no state).
+ * 192 random bits make it unguessable; the name makes it readable in logs.
+ *
+ * Requests: secret_substitute() scans a header value once, left to right.
+ * At each position a known placeholder (longest wins) is replaced by the
+ * real value if the destination host matches the secret's host list, and
+ * otherwise the whole request is refused (-EACCES, naming the secret). A
+ * real value appearing literally toward a host its secret does not allow
+ * is refused the same way (a hook or redirect must not leak it). Text
+ * inside a placeholder is never searched for values. Output goes to a
+ * caller buffer; not fitting is -ENOSPC, and the caller fails closed.
+ *
+ * secret_basic_substitute() handles "Basic <token>" (Authorization and
+ * Proxy-Authorization): the token must be strict base64 (padded, canonical,
+ * at most SECRET_BASIC_MAX bytes decoded); it is decoded, substituted as
+ * above and re-encoded, keeping the scheme spelling and whitespace. Any
+ * other value is copied through unchanged, with 0 substitutions.
+ *
+ * Responses: secret_mask() replaces every real value by its placeholder,
+ * the longest value first where several start at one position. The
+ * streaming secret_masker gives the same output for any chunking: a
+ * position where a value could start but the chunk ends first is held back
+ * (fewer than SECRET_VALUE_MAX bytes) until the next chunk or finish
+ * decides it. Held bytes plus output that did not fit stay in a fixed
+ * SECRET_MASK_BUF buffer; feed() reports how much input it took.
+ */
+
+#include <errno.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "policy/secrets.h"
+
+#define HEX_DIGITS	"0123456789abcdef"
+
+static const char b64_alphabet[] =
+	"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+/**
+ * struct outbuf - a caller's output buffer being filled
+ * @p:		buffer
+ * @len:	bytes written
+ * @cap:	size of @p
+ */
+struct outbuf {
+	uint8_t *p;
+	size_t len, cap;
+};
+
+/**
+ * out_put() - append bytes if they fit
+ * @o: output
+ * @s: bytes
+ * @n: count
+ *
+ * Return: false (nothing written) when they do not fit.
+ */
+static bool out_put(struct outbuf *o, const void *s, size_t n)
+{
+	if (n > o->cap - o->len)
+		return false;
+	if (n)
+		memcpy(o->p + o->len, s, n);
+	o->len += n;
+	return true;
+}
+
+/**
+ * secret_name_valid() - whether a secret name is 1..64 of [A-Za-z0-9_]
+ * @name: name
+ * @n: its length
+ *
+ * Return: true when valid.
+ */
+bool secret_name_valid(const char *name, size_t n)
+{
+	size_t i;
+	char c;
+
+	if (n == 0 || n > SECRET_NAME_MAX)
+		return false;
+	for (i = 0; i < n; i++) {
+		c = name[i];
+		if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
+		      (c >= '0' && c <= '9') || c == '_'))
+			return false;
+	}
+	return true;
+}
+
+/**
+ * secret_placeholder() - build the placeholder for a secret
+ * @name: secret name
+ * @n: its length
+ * @rnd: random bytes from a CSPRNG
+ * @rlen: their number, SECRET_RANDOM_LEN
+ * @out: output
+ * @cap: size of @out; SECRET_PLACEHOLDER_MAX + 1 always suffices
+ *
+ * Return: length written (NUL-terminated), -EINVAL for a bad name or
+ * random length, or -ENOSPC.
+ */
+int secret_placeholder(const char *name, size_t n, const uint8_t *rnd,
+		       size_t rlen, char *out, size_t cap)
+{
+	size_t len = SECRET_PREFIX_LEN + n + 1 + 2 * rlen, i, o;
+
+	if (!secret_name_valid(name, n) || rlen != SECRET_RANDOM_LEN)
+		return -EINVAL;
+	if (len >= cap)
+		return -ENOSPC;
+	memcpy(out, SECRET_PREFIX, SECRET_PREFIX_LEN);
+	memcpy(out + SECRET_PREFIX_LEN, name, n);
+	o = SECRET_PREFIX_LEN + n;
+	out[o++] = '_';
+	for (i = 0; i < rlen; i++) {
+		out[o++] = HEX_DIGITS[rnd[i] >> 4];
+		out[o++] = HEX_DIGITS[rnd[i] & 15];
+	}
+	out[o] = '\0';
+	return (int)len;
+}
+
+/**
+ * placeholder_valid() - whether @ph is a placeholder for @name
+ * @name: valid secret name
+ * @n: its length
+ * @ph: candidate
+ * @plen: its length
+ *
+ * Return: true when @ph has the exact placeholder shape for @name.
+ */
+static bool placeholder_valid(const char *name, size_t n, const char *ph,
+			      size_t plen)
+{
+	size_t i, h = SECRET_PREFIX_LEN + n + 1;
+
+	if (plen != h + 2 * SECRET_RANDOM_LEN ||
+	    memcmp(ph, SECRET_PREFIX, SECRET_PREFIX_LEN) != 0 ||
+	    memcmp(ph + SECRET_PREFIX_LEN, name, n) != 0 || ph[h - 1] != '_')
+		return false;
+	for (i = h; i < plen; i++)
+		if (!memchr(HEX_DIGITS, ph[i], 16))
+			return false;
+	return true;
+}
+
+/**
+ * secret_init() - fill a secret; its host list starts empty
+ * @s: secret
+ * @name: name, see secret_name_valid()
+ * @nlen: its length
+ * @value: real value, 1..SECRET_VALUE_MAX bytes (copied)
+ * @vlen: its length
+ * @ph: placeholder from secret_placeholder() for @name
+ * @plen: its length
+ * @err: set to a constant message on failure (may be NULL)
+ *
+ * Return: 0, -EINVAL, or -ENOMEM. On failure @s needs no secret_free().
+ */
+int secret_init(struct secret *s, const char *name, size_t nlen,
+		const void *value, size_t vlen, const char *ph, size_t plen,
+		const char **err)
+{
+	const char *e = NULL;
+
+	memset(s, 0, sizeof(*s));
+	if (!secret_name_valid(name, nlen))
+		e = "secret name must be 1..64 of [A-Za-z0-9_]";
+	else if (vlen == 0 || vlen > SECRET_VALUE_MAX)
+		e = "secret value must be 1..4096 bytes";
+	else if (!placeholder_valid(name, nlen, ph, plen))
+		e = "malformed placeholder";
+	if (e) {
+		if (err)
+			*err = e;
+		return -EINVAL;
+	}
+	s->value = malloc(vlen);
+	if (!s->value)
+		return -ENOMEM;
+	memcpy(s->value, value, vlen);
+	s->value_len = vlen;
+	memcpy(s->name, name, nlen);
+	s->name_len = nlen;
+	memcpy(s->placeholder, ph, plen);
+	s->placeholder_len = plen;
+	hostpat_set_init(&s->hosts, 0, 0);
+	return 0;
+}
+
+/**
+ * secret_free() - release a secret (value wiped); safe to call twice
+ * @s: secret
+ */
+void secret_free(struct secret *s)
+{
+	if (s->value) {
+		explicit_bzero(s->value, s->value_len);
+		free(s->value);
+	}
+	s->value = NULL;
+	s->value_len = 0;
+	hostpat_set_free(&s->hosts);
+}
+
+/**
+ * placeholder_at() - the longest known placeholder starting at @p
+ * @sec: secrets
+ * @n: their number
+ * @p: text
+ * @avail: bytes from @p to the end
+ *
+ * Return: the secret's index, or -1.
+ */
+static int placeholder_at(const struct secret *sec, size_t n, const uint8_t *p,
+			  size_t avail)
+{
+	size_t k, pl;
+	int best = -1;
+
+	if (avail < SECRET_PREFIX_LEN || memcmp(p, SECRET_PREFIX, SECRET_PREFIX_LEN))
+		return -1;
+	for (k = 0; k < n; k++) {
+		pl = sec[k].placeholder_len;
+		if (pl <= avail && memcmp(p, sec[k].placeholder, pl) == 0 &&
+		    (best < 0 || pl > sec[best].placeholder_len))
+			best = (int)k;
+	}
+	return best;
+}
+
+/**
+ * secret_find() - the first known placeholder at or after *@off
+ * @sec: secrets
+ * @n: their number
+ * @buf: text
+ * @len: its length
+ * @off: where to start; set to the placeholder's offset when found
+ *
+ * Return: the secret's index, or -1 when there is none.
+ */
+int secret_find(const struct secret *sec, size_t n, const char *buf,
+		size_t len, size_t *off)
+{
+	const uint8_t *p = (const uint8_t *)buf, *q;
+	size_t i = *off;
+	int k;
+
+	while (i < len) {
+		q = memmem(p + i, len - i, SECRET_PREFIX, SECRET_PREFIX_LEN);
+		if (!q)
+			return -1;
+		i = (size_t)(q - p);
+		k = placeholder_at(sec, n, q, len - i);
+		if (k >= 0) {
+			*off = i;
+			return k;
+		}
+		i++;
+	}
+	return -1;
+}
+
+/**
+ * host_allowed() - whether a secret may go to a host and port
+ * @s: secret
+ * @h: destination host
+ * @port: destination port
+ *
+ * Return: true when the secret's host list matches.
+ */
+static bool host_allowed(const struct secret *s, const struct hostpat_host *h,
+			 unsigned port)
+{
+	return hostpat_set_match(&s->hosts, h, port) >= 0;
+}
+
+/**
+ * denied_value_at() - a real value starting at @p that may not go to @h
+ * @sec: secrets
+ * @n: their number
+ * @h: destination host
+ * @port: destination port
+ * @p: text
+ * @avail: bytes from @p to the end
+ *
+ * Return: the secret's index, or -1.
+ */
+static int denied_value_at(const struct secret *sec, size_t n,
+			   const struct hostpat_host *h, unsigned port,
+			   const uint8_t *p, size_t avail)
+{
+	size_t k, vl;
+
+	for (k = 0; k < n; k++) {
+		vl = sec[k].value_len;
+		if (vl && vl <= avail && sec[k].value[0] == p[0] &&
+		    memcmp(p, sec[k].value, vl) == 0 && !host_allowed(&sec[k], h, port))
+			return (int)k;
+	}
+	return -1;
+}
+
+/**
+ * subst_scan() - substitute placeholders in @in into @o
+ * @sec: secrets
+ * @n: their number
+ * @h: destination host
+ * @port: destination port
+ * @in: text
+ * @len: its length
+ * @o: output
+ * @which: the offending secret's index on -EACCES
+ *
+ * Return: substitutions made, -EACCES, or -ENOSPC.
+ */
+static int subst_scan(const struct secret *sec, size_t n,
+		      const struct hostpat_host *h, unsigned port,
+		      const uint8_t *in, size_t len, struct outbuf *o, int *which)
+{
+	size_t i = 0, from = 0;
+	int k, count = 0;
+
+	while (i < len) {
+		k = placeholder_at(sec, n, in + i, len - i);
+		if (k < 0 && (k = denied_value_at(sec, n, h, port, in + i, len - i)) >= 0) {
+			*which = k;
+			return -EACCES;		/* a real value headed elsewhere */
+		}
+		if (k < 0) {
+			i++;
+			continue;
+		}
+		if (!host_allowed(&sec[k], h, port)) {
+			*which = k;
+			return -EACCES;
+		}
+		if (!out_put(o, in + from, i - from) ||
+		    !out_put(o, sec[k].value, sec[k].value_len))
+			return -ENOSPC;
+		i += sec[k].placeholder_len;
+		from = i;
+		count++;
+	}
+	return out_put(o, in + from, len - from) ? count : -ENOSPC;
+}
+
+/**
+ * secret_substitute() - replace placeholders in a request header value
+ * @sec: secrets
+ * @n: their number
+ * @h: destination host (normalised)
+ * @port: destination port
+ * @in: header value
+ * @len: its length (at most INT_MAX)
+ * @out: output buffer
+ * @cap: its size
+ * @outlen: bytes written to @out
+ * @which: on -EACCES, the index of the secret that blocked the request
+ *
+ * Return: substitutions made (>= 0), -EACCES when a placeholder or a real
+ * value would go to a host its secret does not allow (refuse the request),
+ * or -ENOSPC when the result does not fit.
+ */
+int secret_substitute(const struct secret *sec, size_t n,
+		      const struct hostpat_host *h, unsigned port,
+		      const char *in, size_t len, char *out, size_t cap,
+		      size_t *outlen, int *which)
+{
+	struct outbuf o = { (uint8_t *)out, 0, cap };
+	int rc;
+
+	if (len > INT_MAX)
+		return -ENOSPC;
+	rc = subst_scan(sec, n, h, port, (const uint8_t *)in, len, &o, which);
+	*outlen = o.len;
+	return rc;
+}
+
+/**
+ * b64_value() - value of a standard base64 character
+ * @c: character
+ *
+ * Return: 0..63, or -1 (also for '=').
+ */
+static int b64_value(unsigned char c)
+{
+	const char *p;
+
+	if (c == '\0' || c == '=')
+		return -1;
+	p = memchr(b64_alphabet, c, 64);
+	return p ? (int)(p - b64_alphabet) : -1;
+}
+
+/**
+ * b64_quad() - decode four characters (the last quad may end in padding)
+ * @in: four characters
+ * @pad: trailing '=' in this quad (0..2)
+ * @v: 24-bit value out
+ *
+ * Return: 0, or -1 for a character outside the alphabet.
+ */
+static int b64_quad(const char *in, size_t pad, uint32_t *v)
+{
+	int k, d;
+
+	*v = 0;
+	for (k = 0; k < 4; k++) {
+		d = (size_t)k >= 4 - pad ? 0 : b64_value((unsigned char)in[k]);
+		if (d < 0)
+			return -1;
+		*v = *v << 6 | (uint32_t)d;
+	}
+	return 0;
+}
+
+/**
+ * secret_base64_decode() - strict RFC 4648 base64 (padded, canonical)
+ * @in: text
+ * @n: its length
+ * @out: bytes out
+ * @cap: size of @out
+ *
+ * Return: decoded length, or -1 when malformed, non-canonical (nonzero
+ * pad bits), empty, or larger than @cap.
+ */
+int secret_base64_decode(const char *in, size_t n, uint8_t *out, size_t cap)
+{
+	size_t i, o = 0, pad = 0, olen;
+	uint32_t v;
+
+	if (n == 0 || n % 4 || n > INT_MAX)
+		return -1;
+	pad = (in[n - 1] == '=') + (in[n - 1] == '=' && in[n - 2] == '=');
+	olen = n / 4 * 3 - pad;
+	if (olen > cap)
+		return -1;
+	for (i = 0; i < n; i += 4) {
+		if (b64_quad(in + i, i + 4 == n ? pad : 0, &v) < 0)
+			return -1;
+		if ((pad == 1 && i + 4 == n && (v & 0xff)) ||
+		    (pad == 2 && i + 4 == n && (v & 0xffff)))
+			return -1;		/* non-canonical pad bits */
+		out[o++] = (uint8_t)(v >> 16);
+		if (o < olen)
+			out[o++] = (uint8_t)(v >> 8);
+		if (o < olen)
+			out[o++] = (uint8_t)v;
+	}
+	return (int)olen;
+}
+
+/**
+ * secret_base64_encode() - standard padded base64
+ * @in: bytes
+ * @n: their number
+ * @out: text out (not NUL-terminated)
+ * @cap: size of @out
+ *
+ * Return: length written, or -ENOSPC.
+ */
+int secret_base64_encode(const uint8_t *in, size_t n, char *out, size_t cap)
+{
+	size_t i, o = 0, olen;
+	uint32_t v;
+
+	if (n > (size_t)INT_MAX / 4 * 3 - 3)
+		return -ENOSPC;
+	olen = (n + 2) / 3 * 4;
+	if (olen > cap)
+		return -ENOSPC;
+	for (i = 0; i < n; i += 3) {
+		v = (uint32_t)in[i] << 16;
+		if (i + 1 < n)
+			v |= (uint32_t)in[i + 1] << 8;
+		if (i + 2 < n)
+			v |= in[i + 2];
+		out[o++] = b64_alphabet[v >> 18];
+		out[o++] = b64_alphabet[(v >> 12) & 63];
+		out[o++] = i + 1 < n ? b64_alphabet[(v >> 6) & 63] : '=';
+		out[o++] = i + 2 < n ? b64_alphabet[v & 63] : '=';
+	}
+	return (int)olen;
+}
+
+/**
+ * is_ows() - HTTP optional whitespace
+ * @c: character
+ *
+ * Return: true for SP and HTAB.
+ */
+static bool is_ows(char c)
+{
+	return c == ' ' || c == '\t';
+}
+
+/**
+ * basic_token() - locate the token of "[OWS] Basic SP+ token [OWS]"
+ * @s: header value
+ * @n: its length
+ * @start: token start out
+ * @end: token end out
+ *
+ * Return: true when @s is Basic credentials (scheme case-insensitive).
+ */
+static bool basic_token(const char *s, size_t n, size_t *start, size_t *end)
+{
+	static const char scheme[] = "basic";
+	size_t i = 0, k;
+
+	while (i < n && is_ows(s[i]))
+		i++;
+	if (n - i < 6 || !is_ows(s[i + 5]))
+		return false;
+	for (k = 0; k < 5; k++)
+		if ((s[i + k] | 0x20) != scheme[k])
+			return false;
+	for (i += 5; i < n && is_ows(s[i]); i++)
+		;
+	for (*start = i; i < n && !is_ows(s[i]); i++)
+		;
+	for (*end = i; i < n && is_ows(s[i]); i++)
+		;
+	return i == n && *end > *start;
+}
+
+/**
+ * copy_value() - copy a value that needs no substitution
+ * @in: value
+ * @len: its length
+ * @o: output
+ * @outlen: bytes written
+ *
+ * Return: 0, or -ENOSPC.
+ */
+static int copy_value(const char *in, size_t len, struct outbuf *o,
+		      size_t *outlen)
+{
+	if (!out_put(o, in, len))
+		return -ENOSPC;
+	*outlen = o->len;
+	return 0;
+}
+
+/**
+ * secret_basic_substitute() - substitute inside "Basic <base64>"
+ * @sec: secrets
+ * @n: their number
+ * @h: destination host (normalised)
+ * @port: destination port
+ * @in: Authorization or Proxy-Authorization value
+ * @len: its length
+ * @out: output buffer
+ * @cap: its size
+ * @outlen: bytes written to @out
+ * @which: on -EACCES, the index of the secret that blocked the request
+ *
+ * A value that is not Basic with a strict base64 token is copied as is.
+ *
+ * Return: substitutions made in the decoded credentials (>= 0), -EACCES
+ * (refuse the request), or -ENOSPC.
+ */
+int secret_basic_substitute(const struct secret *sec, size_t n,
+			    const struct hostpat_host *h, unsigned port,
+			    const char *in, size_t len, char *out, size_t cap,
+			    size_t *outlen, int *which)
+{
+	uint8_t dec[SECRET_BASIC_MAX], sub[SECRET_BASIC_MAX];
+	struct outbuf o = { (uint8_t *)out, 0, cap }, so = { sub, 0, sizeof(sub) };
+	size_t ts, te;
+	int dl, rc, el;
+
+	*outlen = 0;
+	if (!basic_token(in, len, &ts, &te) ||
+	    (dl = secret_base64_decode(in + ts, te - ts, dec, sizeof(dec))) < 0)
+		return copy_value(in, len, &o, outlen);
+	rc = subst_scan(sec, n, h, port, dec, (size_t)dl, &so, which);
+	explicit_bzero(dec, sizeof(dec));
+	if (rc <= 0) {
+		explicit_bzero(sub, sizeof(sub));
+		return rc < 0 ? rc : copy_value(in, len, &o, outlen);
+	}
+	el = -ENOSPC;
+	if (out_put(&o, in, ts))
+		el = secret_base64_encode(sub, so.len, out + o.len, cap - o.len);
+	explicit_bzero(sub, sizeof(sub));
+	if (el < 0)
+		return -ENOSPC;
+	o.len += (size_t)el;
+	if (!out_put(&o, in + te, len - te))
+		return -ENOSPC;
+	*outlen = o.len;
+	return rc;
+}
+
+/**
+ * build_first() - mark the bytes that start some value
+ * @sec: secrets
+ * @n: their number
+ * @first: 256 flags out
+ */
+static void build_first(const struct secret *sec, size_t n, bool *first)
+{
+	size_t k;
+
+	memset(first, 0, 256 * sizeof(*first));
+	for (k = 0; k < n; k++)
+		if (sec[k].value_len)
+			first[sec[k].value[0]] = true;
+}
+
+/**
+ * mask_at() - what to do at one position of a masking scan
+ * @sec: secrets
+ * @n: their number
+ * @p: text
+ * @avail: bytes from @p to the end of what is known
+ * @final: no more bytes will follow
+ *
+ * Return: index of the longest value matching at @p, -1 when none does, or
+ * -2 when a longer value might still match once more bytes arrive.
+ */
+static int mask_at(const struct secret *sec, size_t n, const uint8_t *p,
+		   size_t avail, bool final)
+{
+	size_t k, vl;
+	int best = -1;
+
+	for (k = 0; k < n; k++) {
+		vl = sec[k].value_len;
+		if (vl == 0 || sec[k].value[0] != p[0])
+			continue;
+		if (vl > avail) {
+			if (!final && memcmp(p, sec[k].value, avail) == 0)
+				return -2;
+			continue;
+		}
+		if (memcmp(p, sec[k].value, vl) == 0 &&
+		    (best < 0 || vl > sec[best].value_len))
+			best = (int)k;
+	}
+	return best;
+}
+
+/**
+ * struct mask_scan - one masking pass
+ * @sec:	secrets
+ * @n:		their number
+ * @first:	bytes that start some value
+ * @final:	no input follows what is given
+ * @count:	values masked (advanced)
+ * @need_more:	set when the pass stopped for lack of input
+ */
+struct mask_scan {
+	const struct secret *sec;
+	size_t n;
+	const bool *first;
+	bool final;
+	size_t *count;
+	bool need_more;
+};
+
+/**
+ * mask_run() - mask as much of @in as is decided and fits in @o
+ * @ms: pass parameters
+ * @in: text
+ * @len: its length
+ * @o: output
+ *
+ * Return: bytes of @in consumed.
+ */
+static size_t mask_run(struct mask_scan *ms, const uint8_t *in, size_t len,
+		       struct outbuf *o)
+{
+	size_t i = 0, j, take;
+	int k;
+
+	ms->need_more = false;
+	while (i < len) {
+		for (j = i; j < len && !ms->first[in[j]]; j++)
+			;
+		take = j - i < o->cap - o->len ? j - i : o->cap - o->len;
+		out_put(o, in + i, take);
+		i += take;
+		if (i < j || i == len)
+			break;			/* output full, or done */
+		k = mask_at(ms->sec, ms->n, in + i, len - i, ms->final);
+		if (k == -2) {
+			ms->need_more = true;
+			break;
+		}
+		if (k == -1 ? !out_put(o, in + i, 1) :
+			      !out_put(o, ms->sec[k].placeholder, ms->sec[k].placeholder_len))
+			break;
+		i += k == -1 ? 1 : ms->sec[k].value_len;
+		*ms->count += k != -1;
+	}
+	return i;
+}
+
+/**
+ * secret_mask() - replace real values by their placeholders
+ * @sec: secrets
+ * @n: their number
+ * @in: response header value or whole body
+ * @len: its length (at most INT_MAX)
+ * @out: output buffer
+ * @cap: its size
+ * @outlen: bytes written to @out
+ *
+ * Return: values masked (>= 0), or -ENOSPC when the result does not fit.
+ */
+int secret_mask(const struct secret *sec, size_t n, const void *in, size_t len,
+		void *out, size_t cap, size_t *outlen)
+{
+	struct outbuf o = { out, 0, cap };
+	bool first[256];
+	size_t count = 0;
+	struct mask_scan ms = { sec, n, first, true, &count, false };
+
+	*outlen = 0;
+	if (len > INT_MAX)
+		return -ENOSPC;
+	build_first(sec, n, first);
+	if (mask_run(&ms, in, len, &o) < len)
+		return -ENOSPC;
+	*outlen = o.len;
+	return (int)count;
+}
+
+/**
+ * secret_masker_init() - start masking a stream
+ * @m: masker
+ * @sec: secrets (must outlive @m)
+ * @n: their number
+ */
+void secret_masker_init(struct secret_masker *m, const struct secret *sec,
+			size_t n)
+{
+	m->sec = sec;
+	m->n = n;
+	m->count = 0;
+	m->len = 0;
+	build_first(sec, n, m->first);
+}
+
+/**
+ * secret_masker_feed() - mask the next chunk of a stream
+ * @m: masker
+ * @in: chunk
+ * @len: its length
+ * @out: output buffer
+ * @cap: its size, at least SECRET_MASK_OUT_MIN
+ * @produced: bytes written to @out
+ *
+ * Call again with the rest of @in until all is taken. Output can lag the
+ * input by fewer than SECRET_MASK_BUF bytes; secret_masker_finish() ends
+ * the stream.
+ *
+ * Return: bytes of @in taken (0 only when @cap is too small or the held
+ * bytes filled the output).
+ */
+size_t secret_masker_feed(struct secret_masker *m, const void *in, size_t len,
+			  void *out, size_t cap, size_t *produced)
+{
+	struct outbuf o = { out, 0, cap };
+	struct mask_scan ms = { m->sec, m->n, m->first, false, &m->count, false };
+	size_t take, used;
+
+	*produced = 0;
+	if (cap < SECRET_MASK_OUT_MIN || len == 0)
+		return 0;
+	if (m->len == 0) {		/* nothing held: mask in place */
+		used = mask_run(&ms, in, len, &o);
+		if (ms.need_more) {	/* the rest is < SECRET_VALUE_MAX */
+			memcpy(m->buf, (const uint8_t *)in + used, len - used);
+			m->len = len - used;
+			used = len;
+		}
+		*produced = o.len;
+		return used;
+	}
+	take = len < SECRET_MASK_BUF - m->len ? len : SECRET_MASK_BUF - m->len;
+	memcpy(m->buf + m->len, in, take);
+	m->len += take;
+	used = mask_run(&ms, m->buf, m->len, &o);
+	memmove(m->buf, m->buf + used, m->len - used);
+	m->len -= used;
+	*produced = o.len;
+	return take;
+}
+
+/**
+ * secret_masker_finish() - flush what the masker holds at end of stream
+ * @m: masker
+ * @out: output buffer
+ * @cap: its size
+ * @produced: bytes written to @out
+ *
+ * Return: 0 when everything was flushed, 1 when @out was too small (call
+ * again).
+ */
+int secret_masker_finish(struct secret_masker *m, void *out, size_t cap,
+			 size_t *produced)
+{
+	struct outbuf o = { out, 0, cap };
+	struct mask_scan ms = { m->sec, m->n, m->first, true, &m->count, false };
+	size_t used;
+
+	used = mask_run(&ms, m->buf, m->len, &o);
+	memmove(m->buf, m->buf + used, m->len - used);
+	m->len -= used;
+	*produced = o.len;
+	return m->len ? 1 : 0;
+}
