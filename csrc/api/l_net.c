@@ -13,8 +13,9 @@
  * calling thread in ln->L, so the stack's callbacks (ops.output, accept,
  * event, log) run on that thread. Every callback runs inside lua_pcall of
  * a C function (lnet_protected), so no Lua error or memory error can
- * longjmp through the protocol code; an error is printed to stderr and
- * fails closed: a frame is lost, a connection is refused or aborted.
+ * longjmp through the protocol code; an error is passed to on_log (or
+ * printed on stderr without one) and fails closed: a frame is lost, a
+ * connection is refused or aborted.
  *
  * Connections. On a SYN the engine asks ops.tcp_accept; we create a
  * "gondolin.tcp_conn" userdata (user value 1: the net, so a connection
@@ -77,6 +78,7 @@ static_assert(sizeof(event_names) / sizeof(event_names[0]) == TCP_EV_CLOSED + 1,
  * @in_output:	inside on_output (connection methods refused)
  * @closed:	net_free() done (or under way)
  * @close_pending: close() was called inside a callback
+ * @has_log:	on_log was given
  */
 struct lnet {
 	struct api_handle h;
@@ -86,6 +88,7 @@ struct lnet {
 	int in_output;
 	int closed;
 	int close_pending;
+	bool has_log;
 };
 
 /**
@@ -256,11 +259,14 @@ static int traceback(lua_State *L)
 	return 1;
 }
 
+static void report(struct lnet *ln, const char *err, bool from_log);
+
 /**
  * lnet_call() - run @k under lua_pcall on the calling thread
  * @k:		the call
  *
- * Return: 0, or -1 if it raised (reported on stderr) or could not run
+ * Return: 0, or -1 if it raised (reported through on_log, or on stderr
+ * without one) or could not run
  */
 static int lnet_call(struct lnet_call *k)
 {
@@ -275,10 +281,27 @@ static int lnet_call(struct lnet_call *k)
 	lua_pushlightuserdata(L, k);
 	rc = lua_pcall(L, 1, 0, top + 1);
 	if (rc != LUA_OK)
-		fprintf(stderr, "gondolin: error in net callback: %s\n",
-			lua_tostring(L, -1));
+		report(k->ln, lua_tostring(L, -1), k->kind == K_LOG);
 	lua_settop(L, top);
 	return rc == LUA_OK ? 0 : -1;
+}
+
+/**
+ * report() - tell on_log (or stderr) that a callback raised
+ * @ln:		net
+ * @err:	the error with its traceback (may be NULL)
+ * @from_log:	on_log itself raised: use stderr
+ */
+static void report(struct lnet *ln, const char *err, bool from_log)
+{
+	struct lnet_call k = { .ln = ln, .kind = K_LOG };
+	char msg[1024];
+
+	snprintf(msg, sizeof(msg), "error in net callback: %s", err ? err : "?");
+	k.data = msg;
+	k.len = strlen(msg);
+	if (from_log || !ln->has_log || lnet_call(&k) < 0)
+		fprintf(stderr, "gondolin: %s\n", msg);
 }
 
 /**
@@ -529,6 +552,9 @@ static int lnet_new(lua_State *L)
 		return rc == -EINVAL ? luaL_error(L, "core.net: inconsistent network configuration")
 				     : luaL_error(L, "core.net: out of memory");
 	ln->closed = 0;
+	lua_getfield(L, 1, "on_log");
+	ln->has_log = lua_isfunction(L, -1);
+	lua_pop(L, 1);
 	api_handle_register(L, -1, ln);
 	for (i = 0; i < 4; i++) {
 		lua_getfield(L, 1, cbs[i]);
