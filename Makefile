@@ -20,7 +20,8 @@ HOST_LIBS  := -llua5.4-luv -luv
 
 PROTO_SRC  := $(wildcard csrc/proto/*.c)
 # Pure protocol code (no libuv, no Lua): shared by the module and the fuzzers.
-PURE_SRC   := $(PROTO_SRC) $(wildcard csrc/net/*.c) $(wildcard csrc/http/*.c) $(wildcard csrc/policy/*.c)
+PURE_SRC   := $(PROTO_SRC) $(wildcard csrc/net/*.c) $(wildcard csrc/http/*.c) $(wildcard csrc/policy/*.c) \
+              $(wildcard csrc/tls/clienthello.c)
 CORE_SRC   := $(PURE_SRC) $(wildcard csrc/vmm/*.c) $(wildcard csrc/api/*.c)
 CORE_HDR   := $(wildcard csrc/*/*.h)
 CORE_SO    := $(BUILD)/gondolin/core.so
@@ -64,7 +65,7 @@ $(AGENT): $(AGENT_SRC) $(wildcard guest/agent/*.h) csrc/proto/frame.h csrc/proto
 # Everything the runtime needs to assemble the `minimal` image.
 guest: $(AGENT)
 	@mkdir -p $(GUEST_DIR)/kernel $(GUEST_DIR)/image
-	cp guest/floor $(GUEST_DIR)/
+	cp guest/floor guest/udhcpc.script $(GUEST_DIR)/
 	cp guest/image/*.lua $(GUEST_DIR)/image/
 	cp guest/kernel/config guest/kernel/build.sh $(GUEST_DIR)/kernel/
 

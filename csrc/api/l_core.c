@@ -218,5 +218,6 @@ int luaopen_gondolin_core(lua_State *L)
 	api_open_policy(L);
 	api_open_http(L);
 	api_open_net(L);
+	api_open_netif(L);
 	return 1;
 }

@@ -164,10 +164,11 @@ function M.initramfs(opts)
   end
   local inputs = { agent = guest .. "/gondolin-agent", floor = guest .. "/floor", busybox = busybox }
   local builder = guest .. "/image/mkinitramfs.lua"
-  local hashed = { inputs.agent, inputs.floor, inputs.busybox, builder }
+  local hashed = { inputs.agent, inputs.floor, inputs.busybox, builder, guest .. "/udhcpc.script" }
+  inputs.extra = { { guest .. "/udhcpc.script", "/etc/udhcpc.script" } }
   if opts.modules_dir then
     -- drivers go in as /lib/modules/<file>.ko plus /lib/modules/load, in load order
-    local load, extra = {}, {}
+    local load, extra = {}, inputs.extra
     for _, path in ipairs(M.stock_modules(opts.modules_dir)) do
       local dest = "/lib/modules/" .. path:match("([^/]+)$")
       extra[#extra + 1] = { path, dest }
@@ -180,7 +181,6 @@ function M.initramfs(opts)
     f:close()
     extra[#extra + 1] = { list, "/lib/modules/load" }
     hashed[#hashed + 1] = list
-    inputs.extra = extra
   end
   local key = sha256_of(hashed)
   local dir = M.cache_dir() .. "/initramfs"
@@ -189,7 +189,7 @@ function M.initramfs(opts)
   mkdir_p(dir)
   local mk = dofile(builder)
   local ok, err = mk.build(out, inputs)
-  if inputs.extra then os.remove(inputs.extra[#inputs.extra][1]) end
+  if opts.modules_dir then os.remove(inputs.extra[#inputs.extra][1]) end
   if ok == nil and err then error("gondolin: building the initramfs failed: " .. tostring(err), 0) end
   return out
 end

@@ -9,7 +9,10 @@ local image = require "gondolin.image"
 local M = {}
 
 -- Descriptor numbers in the QEMU child.
-M.FD = { stderr = 2, control = 3, qmp = 4, console = 5 }
+M.FD = { stderr = 2, control = 3, qmp = 4, console = 5, net = 6 }
+
+-- The guest's MAC address (net_config_default in csrc/net/net.c agrees).
+M.GUEST_MAC = "02:00:00:00:00:01"
 
 M.binary = "qemu-system-x86_64"
 
@@ -61,6 +64,8 @@ function M.argv(cfg)
     "-device", "virtio-serial-device,max_ports=4",
     "-chardev", "socket,id=ctl,fd=" .. M.FD.control,
     "-device", "virtserialport,chardev=ctl,name=gondolin.control",
+    "-netdev", "stream,id=net0,addr.type=fd,addr.str=" .. M.FD.net,
+    "-device", "virtio-net-device,netdev=net0,mac=" .. M.GUEST_MAC,
     "-object", "rng-random,filename=/dev/urandom,id=rng0",
     "-device", "virtio-rng-device,rng=rng0",
   }

@@ -21,7 +21,7 @@ VM.__index = VM
 local live = setmetatable({}, { __mode = "k" })   -- every VM not yet closed
 
 local OPTIONS = { "image", "memory", "cpus", "accel", "env", "cwd", "boot_timeout",
-                  "append", "start", "qemu", "console" }
+                  "append", "start", "qemu", "console", "on_event" }
 local CONSOLE_TAIL = 16 * 1024
 local KVM_PROBE_SECONDS = 5   -- a KVM boot that has not said hello by then is retried under TCG
 local QUIT_GRACE_SECONDS = 2
@@ -44,6 +44,10 @@ local function validate(opts)
   o.start = opts.start ~= false
   o.qemu = opts.qemu ~= nil and check.string("vm option 'qemu'", opts.qemu) or nil
   o.console = check.oneof("vm option 'console'", opts.console or "ring", { "ring", "stderr" })
+  if opts.on_event ~= nil and type(opts.on_event) ~= "function" then
+    check.fail("vm option 'on_event'", "expected a function(event)")
+  end
+  o.on_event = opts.on_event
   return o
 end
 
@@ -134,6 +138,7 @@ function VM:_launch(img, accel)
   local qmp_h, qmp_g = core.socketpair()
   local con_h, con_g = core.socketpair()
   local err_h, err_g = core.socketpair()
+  local net_h, net_g = core.socketpair()
   local argv = qemu.argv { binary = self.qemu_path, accel = accel, memory = self.o.memory,
                            cpus = self.o.cpus, kernel = img.kernel, initrd = img.initramfs,
                            append = self.o.append }
@@ -142,11 +147,11 @@ function VM:_launch(img, accel)
   self.dead = nil
   local proc, perr = core.spawn(argv, {
     { qemu.FD.stderr, err_g }, { qemu.FD.control, ctl_g },
-    { qemu.FD.qmp, qmp_g }, { qemu.FD.console, con_g },
+    { qemu.FD.qmp, qmp_g }, { qemu.FD.console, con_g }, { qemu.FD.net, net_g },
   }, function(code, sig) self:_on_exit(code, sig) end)
-  for _, fd in ipairs { ctl_g, qmp_g, con_g, err_g } do core.close_fd(fd) end
+  for _, fd in ipairs { ctl_g, qmp_g, con_g, err_g, net_g } do core.close_fd(fd) end
   if not proc then
-    for _, fd in ipairs { ctl_h, qmp_h, con_h, err_h } do core.close_fd(fd) end
+    for _, fd in ipairs { ctl_h, qmp_h, con_h, err_h, net_h } do core.close_fd(fd) end
     return nil, "gondolin: cannot start " .. argv[1] .. ": " .. perr
   end
   self.proc = proc
@@ -155,6 +160,7 @@ function VM:_launch(img, accel)
     on_error = function(code) io.stderr:write("gondolin: control channel: ", code, "\n") end,
     on_close = function() end,
   })
+  self.netif = core.netif(net_h, { on_event = function(ev) self:_on_net_event(ev) end })
   self.console_pipe = read_into(con_h, self.console, self.o.console == "stderr")
   self.err_pipe = read_into(err_h, self.qemu_err, false)
   self.qmp = uv.new_pipe(false)
@@ -173,8 +179,18 @@ function VM:_on_exit(code, sig)
   for id, ev in pairs(self.pings) do self.pings[id] = nil sched.fire(ev, nil, err) end
 end
 
+-- One audit record per network decision (see docs/network.md).
+function VM:_on_net_event(ev)
+  ev.time = os.time()
+  local on_event = self.o.on_event
+  if on_event then
+    local ok, err = pcall(on_event, ev)
+    if not ok then io.stderr:write("gondolin: on_event failed: ", tostring(err), "\n") end
+  end
+end
+
 function VM:_teardown()
-  for _, k in ipairs { "channel", "console_pipe", "err_pipe", "qmp" } do
+  for _, k in ipairs { "channel", "netif", "console_pipe", "err_pipe", "qmp" } do
     local h = self[k]
     if h then
       self[k] = nil
