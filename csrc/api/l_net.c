@@ -26,6 +26,10 @@
  * cleared, methods raise "connection is closed") and un-anchored; the
  * engine frees the struct tcp_conn after that event.
  *
+ * Callbacks cannot yield (they run under lua_pcall from C; a yield is an
+ * error like any other). Times are milliseconds on the embedder's clock:
+ * input/timer take "now", next_timer() answers in the same clock.
+ *
  * Re-entrancy. Callbacks may call connection methods (read, write, ...)
  * except from on_output, and may not call net:input() or net:timer(),
  * which raise. net:close() from a callback is deferred until the
@@ -319,7 +323,12 @@ static void forget(struct lnet *ln, struct lconn *lc)
 	lnet_call(&k);
 }
 
-/* ops.output */
+/**
+ * on_output() - ops.output: hand one frame to on_output(frame)
+ * @ud:		net
+ * @frame:	Ethernet frame for the guest
+ * @len:	its length
+ */
 static void on_output(void *ud, const uint8_t *frame, size_t len)
 {
 	struct lnet_call k = { .ln = ud, .kind = K_OUTPUT, .data = frame, .len = len };
@@ -329,12 +338,20 @@ static void on_output(void *ud, const uint8_t *frame, size_t len)
 	k.ln->in_output--;
 }
 
-/* ops.tcp_accept */
+/**
+ * on_accept() - ops.tcp_accept: make the connection userdata, ask on_accept
+ * @ud:		net
+ * @c:		the new connection
+ *
+ * Return: true only if on_accept returned a true value
+ */
 static bool on_accept(void *ud, struct tcp_conn *c)
 {
 	struct lnet_call k = { .ln = ud, .kind = K_ACCEPT, .c = c };
 
 	c->user = NULL;
+	if (k.ln->closed)
+		return false;
 	if (lnet_call(&k) == 0 && k.accepted)
 		return true;
 	if (k.lc)
@@ -342,22 +359,33 @@ static bool on_accept(void *ud, struct tcp_conn *c)
 	return false;
 }
 
-/* ops.tcp_event */
+/**
+ * on_event() - ops.tcp_event: call on_event(conn, name); invalidate on close
+ * @ud:		net
+ * @c:		connection
+ * @ev:		what happened
+ *
+ * A callback that raises aborts the connection (fail closed).
+ */
 static void on_event(void *ud, struct tcp_conn *c, enum tcp_event ev)
 {
 	struct lnet_call k = { .ln = ud, .kind = K_EVENT, .lc = c->user, .ev = ev };
 	int rc;
 
-	if (!k.lc || (unsigned int)ev > TCP_EV_CLOSED)
-		return;
+	if (!k.lc || k.ln->closed || (unsigned int)ev > TCP_EV_CLOSED)
+		return;				/* refused, or the net is closing */
 	rc = lnet_call(&k);
 	if (ev == TCP_EV_CLOSED)
 		forget(k.ln, k.lc);
-	else if (rc < 0 && k.lc->c && !k.ln->closed)
+	else if (rc < 0 && ev != TCP_EV_RESET && k.lc->c && !k.ln->closed)
 		tcp_abort(&k.ln->n, c);		/* fail closed */
 }
 
-/* ops.log */
+/**
+ * on_log() - ops.log: pass a diagnostic line to on_log(msg)
+ * @ud:		net
+ * @msg:	the line
+ */
 static void on_log(void *ud, const char *msg)
 {
 	struct lnet_call k = { .ln = ud, .kind = K_LOG, .data = msg, .len = strlen(msg) };
