@@ -65,7 +65,7 @@ $(AGENT): $(AGENT_SRC) $(wildcard guest/agent/*.h) csrc/proto/frame.h csrc/proto
 # Everything the runtime needs to assemble the `minimal` image.
 guest: $(AGENT)
 	@mkdir -p $(GUEST_DIR)/kernel $(GUEST_DIR)/image
-	cp guest/floor guest/udhcpc.script $(GUEST_DIR)/
+	cp guest/floor $(GUEST_DIR)/
 	cp guest/image/*.lua $(GUEST_DIR)/image/
 	cp guest/kernel/config guest/kernel/build.sh $(GUEST_DIR)/kernel/
 

@@ -21,7 +21,7 @@ local function floor_boot(img, accel)
   local con_h, con_g = core.socketpair()
   -- the same devices as a real boot; the floor just never talks on them
   local others = {}
-  for _, name in ipairs { "control", "qmp" } do
+  for _, name in ipairs { "control", "qmp", "net" } do
     local h, g = core.socketpair()
     others[#others + 1] = { name = name, h = h, g = g }
   end

@@ -208,7 +208,8 @@ void exec_kill_all(struct agent *a);
 pid_t spawn_child(const struct exec_req *req, const int fds[3]);
 char **spawn_envp(char **overrides, size_t n, bool pty);
 
-/* sysinit.c */
+/* sysinit.c, dhcp.c */
 void agent_sysinit(void);
+int agent_dhcp(void);
 
 #endif /* GONDOLIN_AGENT_H */

@@ -8,8 +8,7 @@
  *
  * Steps, in order: pseudo filesystems; /dev/ptmx; hostname; loopback up;
  * the kernel modules listed in /lib/modules/load (only images built for a
- * stock kernel have it); a DHCP lease for eth0 from the host (busybox
- * udhcpc, applied by /etc/udhcpc.script). Each failure is logged and skipped: a missing
+ * stock kernel have it); a DHCP lease for eth0 from the host (dhcp.c). Each failure is logged and skipped: a missing
  * /run is no reason to refuse exec requests.
  */
 
@@ -23,15 +22,11 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
-#include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "agent.h"
 
 #define MODULE_LIST	"/lib/modules/load"
-#define DHCP_SCRIPT	"/etc/udhcpc.script"
-#define DHCP_WAIT_MS	6000	/* udhcpc gives up by itself after 5 tries */
 #define MODULE_LIST_MAX	(16 * 1024)
 
 struct sysinit_mount {
@@ -121,44 +116,6 @@ static void sysinit_modules(void)
 }
 
 /**
- * sysinit_dhcp() - configure eth0 from the host's DHCP server, if there is
- * an eth0; waits for the lease so the first exec already has a network
- */
-static void sysinit_dhcp(void)
-{
-	char *const argv[] = { "udhcpc", "-i", "eth0", "-f", "-q", "-n", "-t", "5",
-			       "-T", "1", "-s", DHCP_SCRIPT, NULL };
-	struct timespec step = { 0, 2 * 1000 * 1000 };
-	int status, waited;
-	pid_t pid;
-
-	if (access("/sys/class/net/eth0", F_OK) < 0 || access(DHCP_SCRIPT, X_OK) < 0)
-		return;
-	pid = fork();
-	if (pid == 0) {
-		int null = open("/dev/null", O_RDWR);
-
-		if (null >= 0) {
-			dup2(null, 1);
-			dup2(null, 2);
-		}
-		execv("/bin/busybox", argv);
-		_exit(127);
-	}
-	if (pid < 0)
-		return;
-	for (waited = 0; waited < DHCP_WAIT_MS; waited += 2) {
-		if (waitpid(pid, &status, WNOHANG) == pid) {
-			if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
-				agent_log("sysinit: no DHCP lease for eth0");
-			return;
-		}
-		nanosleep(&step, NULL);
-	}
-	agent_log("sysinit: DHCP still running; going on without waiting");
-}
-
-/**
  * agent_sysinit() - prepare the guest system; called once as PID 1
  */
 void agent_sysinit(void)
@@ -168,5 +125,5 @@ void agent_sysinit(void)
 		agent_log("sysinit: hostname: %s", strerror(errno));
 	sysinit_loopback();
 	sysinit_modules();
-	sysinit_dhcp();
+	agent_dhcp();
 }

@@ -164,8 +164,8 @@ function M.initramfs(opts)
   end
   local inputs = { agent = guest .. "/gondolin-agent", floor = guest .. "/floor", busybox = busybox }
   local builder = guest .. "/image/mkinitramfs.lua"
-  local hashed = { inputs.agent, inputs.floor, inputs.busybox, builder, guest .. "/udhcpc.script" }
-  inputs.extra = { { guest .. "/udhcpc.script", "/etc/udhcpc.script" } }
+  local hashed = { inputs.agent, inputs.floor, inputs.busybox, builder }
+  inputs.extra = {}
   if opts.modules_dir then
     -- drivers go in as /lib/modules/<file>.ko plus /lib/modules/load, in load order
     local load, extra = {}, inputs.extra
