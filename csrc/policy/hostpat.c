@@ -129,14 +129,14 @@ int hostpat_host_parse(const char *s, size_t n, struct hostpat_host *h,
 {
 	const char *e;
 
-	if (n > 0 && s[0] != '[' && !memchr(s, ':', n) && s[n - 1] == '.')
-		n--;
-	if (n == 0)
+	if (n > 0 && (s[0] == '[' || memchr(s, ':', n) || ipaddr_v4_attempt(s, n)))
+		e = parse_ip(s, n, h);		/* reads its own trailing dot */
+	else if (n > 0 && s[n - 1] == '.' && --n == 0)
+		e = "empty host";
+	else if (n == 0)
 		e = "empty host";
 	else if (n > HOSTPAT_NAME_MAX)
 		e = "host name longer than 253 bytes";
-	else if (s[0] == '[' || memchr(s, ':', n) || ipaddr_v4_attempt(s, n))
-		e = parse_ip(s, n, h);
 	else
 		e = parse_name(s, n, h);
 	if (e) {

@@ -30,7 +30,7 @@ describe("core.host_parse", function()
     { "ex%41mple.com", "invalid character" }, { "bücher.de", "invalid character" },
     { "a\0b.com", "invalid character" }, { string.rep("a", 64) .. ".com", "63" },
     { string.rep("abcdefghi.", 26), "253" },
-    { "1.2.3.4.5", "IPv4" }, { "999.1.1.1", "IPv4" }, { "0x1g", "IPv4" },
+    { "1.2.3.4.5", "IPv4" }, { "0.1.2..", "empty label" }, { "127.0.0.1..", "empty label" }, { "999.1.1.1", "IPv4" }, { "0x1g", "IPv4" },
     { "256.256.256.256", "IPv4" }, { "08.1.1.1", "IPv4" }, { "example.123", "IPv4" },
     { "[::1", "IPv6" }, { "::1::", "IPv6" }, { "fe80::1%eth0", "zone" },
     { "[fe80::1%25eth0]", "zone" }, { "[1.2.3.4]", "IPv6" }, { "1.2.3.4:80", "IPv6" },
