@@ -13,7 +13,9 @@
  * ctl bit 3: rewrite the IPv4 source to the guest's address
  * ctl bits 4-7: advance the clock by (bits << 6) ms and run net_timer()
  *
- * Bits 1-3 let the fuzzer reach past the checksums into TCP, DHCP and DNS.
+ * Bits 1-3 let the fuzzer reach past the checksums into TCP, DHCP and DNS,
+ * and our ISN is pinned to 0 (tcp_test_isn) so that a guest ACK of 1
+ * completes a handshake.
  * The embedder accepts every connection and, on events, reads, echoes a
  * little, shuts down on FIN and now and then aborts. Every frame the stack
  * outputs must be well formed: a sane length, the gateway as Ethernet
@@ -231,6 +233,7 @@ static void feed(struct harness *h, uint8_t ctl, const uint8_t *p, size_t len,
 		flen += ETH_HLEN;
 	}
 	memcpy(d, p, len);
+	tcp_test_isn(&h->n, 0);
 	if (ctl & 1)
 		fix_checksums(h, d, len, ctl);
 	net_input(&h->n, frame, flen, *now);

@@ -294,7 +294,10 @@ local function parse_l4(p, ip, body)
     t.options = parse_tcp_options(body:sub(21, t.hlen))
     t.payload = body:sub(t.hlen + 1)
     t.csum_ok = M.csum_tcpudp(ip.src, ip.dst, M.PROTO_TCP, body) == 0
-    for name, bit in pairs(M.TCP) do t[name:lower()] = t.flags & bit ~= 0 end
+    -- flag booleans: syn, fin, rst, psh, urg and ack_flag (t.ack is the number)
+    for name, bit in pairs(M.TCP) do
+      t[name == "ACK" and "ack_flag" or name:lower()] = t.flags & bit ~= 0
+    end
     p.tcp = t
   elseif ip.proto == M.PROTO_ICMP then
     local c = {}
@@ -307,7 +310,9 @@ end
 
 --- Decode an output frame: { eth=, arp= | ip= and udp=/tcp=/icmp= (and
 --- dhcp=/dns= for replies from ports 67/53) }. Addresses come back as
---- strings; csum_ok fields say whether each checksum verifies.
+--- strings; csum_ok fields say whether each checksum verifies. tcp has
+--- seq, ack (numbers), flags (number) and booleans syn, fin, rst, psh, urg,
+--- ack_flag; options = { mss=, wscale=, sack_ok=, ts= }.
 function M.parse(frame)
   local p = { raw = frame }
   p.eth = { dst = M.mac_str(frame:sub(1, 6)), src = M.mac_str(frame:sub(7, 12)),

@@ -121,3 +121,156 @@ describe("core.net", function()
     assert.is_nil(net:dns_name("198.18.0.1"))
   end)
 end)
+
+describe("core.net connections", function()
+  local DST = "93.184.216.34"
+
+  -- SYN from the guest; returns the decoded replies.
+  local function syn(h, sport)
+    return h:exchange(F.guest_tcp(DST, sport or 40000, 80, 1000, 0, "S", 65535,
+      F.tcp_opts { mss = 1460 }))
+  end
+
+  -- Full handshake; returns the conn userdata and our ISN.
+  local function open(h, sport)
+    local r = syn(h, sport)
+    assert(r[1] and r[1].tcp and r[1].tcp.syn, "no SYN-ACK")
+    local isn = r[1].tcp.seq
+    h:exchange(F.guest_tcp(DST, sport or 40000, 80, 1001, isn + 1, "A", 65535))
+    return h.conns[#h.conns], isn
+  end
+
+  local function names(h)
+    local t = {}
+    for i, e in ipairs(h.events) do t[i] = e[2] end
+    h.events = {}
+    return t
+  end
+
+  it("refuses every connection without on_accept (deny by default)", function()
+    local out = {}
+    local net = core.net { on_output = function(f) out[#out + 1] = F.parse(f) end }
+    net:input(F.guest_tcp(DST, 40000, 80, 1000, 0, "S", 65535))
+    assert.equal(1, #out)
+    assert.is_true(out[1].tcp.rst)
+    assert.equal(1, net:stats().tcp_refused)
+  end)
+
+  it("refuses when on_accept raises, and logs why", function()
+    local logged = {}
+    local h = F.harness { on_accept = function() error("nope") end,
+                          on_log = function(m) logged[#logged + 1] = m end }
+    local r = syn(h)
+    assert.is_true(r[1].tcp.rst)
+    assert.matches("nope", logged[1])
+    assert.is_true(h.conns[1]:closed())
+    assert.has_error(function() h.conns[1]:read() end, nil)
+  end)
+
+  it("describes a connection with info() and tostring()", function()
+    local h = F.harness()
+    local conn = open(h, 40123)
+    local i = conn:info()
+    assert.equal(F.GUEST_IP, i.guest_ip)
+    assert.equal(40123, i.guest_port)
+    assert.equal(DST, i.dst_ip)
+    assert.equal(80, i.dst_port)
+    assert.equal("ESTABLISHED", i.state)
+    assert.equal("gondolin.tcp_conn (192.168.127.3:40123 -> 93.184.216.34:80)", tostring(conn))
+    assert.is_false(conn:closed())
+    assert.same({ "established" }, names(h))
+  end)
+
+  it("invalidates a connection after its closed event", function()
+    local h = F.harness()
+    local conn = open(h)
+    names(h)
+    conn:abort()
+    assert.same({ "closed" }, names(h))
+    assert.is_true(conn:closed())
+    assert.equal("gondolin.tcp_conn (closed)", tostring(conn))
+    for _, m in ipairs { "read", "write", "readable", "writable", "shutdown", "abort", "info" } do
+      local ok, err = pcall(conn[m], conn, "x")
+      assert.is_false(ok, m)
+      assert.matches("connection is closed", err)
+    end
+  end)
+
+  it("aborts a connection whose on_event raises (fail closed)", function()
+    local logged = {}
+    local h = F.harness { on_event = function(_, ev) if ev == "readable" then error("bad") end end,
+                          on_log = function(m) logged[#logged + 1] = m end }
+    local conn, isn = open(h)
+    local out = h:exchange(F.guest_tcp(DST, 40000, 80, 1001, isn + 1, "PA", 65535, "", "hi"))
+    local rst = false
+    for _, p in ipairs(out) do rst = rst or (p.tcp and p.tcp.rst) end
+    assert.is_true(rst)
+    assert.is_true(conn:closed())
+    assert.matches("bad", logged[1])
+  end)
+
+  it("refuses connection methods inside on_output", function()
+    local conn, err
+    local net = core.net {
+      on_accept = function(c) conn = c return true end,
+      on_output = function()
+        if conn and not err then err = select(2, pcall(conn.readable, conn)) end
+      end,
+    }
+    net:input(F.guest_tcp(DST, 40000, 80, 1000, 0, "S", 65535))   -- accept, then SYN-ACK
+    assert.matches("cannot be called from on_output", err)
+  end)
+
+  it("lets on_event read and write, and echoes through the engine", function()
+    local h
+    h = F.harness { on_event = function(conn, ev)
+      if ev == "readable" then conn:write(conn:read():upper()) end
+    end }
+    local _, isn = open(h)
+    local out = h:exchange(F.guest_tcp(DST, 40000, 80, 1001, isn + 1, "PA", 65535, "", "ping"))
+    local data = {}
+    for _, p in ipairs(out) do if p.tcp then data[#data + 1] = p.tcp.payload end end
+    assert.equal("PING", table.concat(data))
+  end)
+
+  it("invalidates open connections when the net closes, without callbacks", function()
+    local h = F.harness()
+    local a = open(h, 40001)
+    local b = open(h, 40002)
+    names(h)
+    h.net:close()
+    assert.same({}, names(h))
+    assert.is_true(a:closed() and b:closed())
+    assert.has_error(function() a:write("x") end)
+  end)
+
+  it("closes the net after on_event returns when it asks to close inside", function()
+    local h, during
+    h = F.harness { on_event = function(conn, ev)
+      if ev == "readable" then
+        h.net:close()
+        during = { tostring(h.net), pcall(conn.read, conn) }
+      end
+    end }
+    local conn, isn = open(h)
+    assert.has_no.errors(function()
+      h.net:input(F.guest_tcp(DST, 40000, 80, 1001, isn + 1, "PA", 65535, "", "x"))
+    end)
+    assert.equal("gondolin.net (open)", during[1])     -- freed only on return
+    assert.is_false(during[2])                         -- but no longer usable
+    assert.matches("connection is closed", during[3])
+    assert.equal("gondolin.net (closed)", tostring(h.net))
+    assert.is_true(conn:closed())
+  end)
+
+  it("keeps its net alive while a connection is referenced", function()
+    local h = F.harness()
+    local conn = open(h)
+    local weak = setmetatable({ h.net }, { __mode = "v" })
+    h.net = nil
+    collectgarbage("collect")
+    collectgarbage("collect")
+    assert.is_not_nil(weak[1])
+    assert.equal("ESTABLISHED", conn:info().state)
+  end)
+end)
