@@ -657,6 +657,18 @@ static int lnet_next_timer(lua_State *L)
 	return 1;
 }
 
+/**
+ * set_int() - t[key] = v for the table on top of the stack
+ * @L:		Lua state
+ * @key:	field name
+ * @v:		value
+ */
+static void set_int(lua_State *L, const char *key, lua_Integer v)
+{
+	lua_pushinteger(L, v);
+	lua_setfield(L, -2, key);
+}
+
 #define STAT(f_)	{ #f_, offsetof(struct net_stats, f_) }
 
 static const struct { const char *name; size_t off; } stat_fields[] = {
@@ -690,6 +702,28 @@ static int lnet_stats(lua_State *L)
 		lua_pushinteger(L, (lua_Integer)v);
 		lua_setfield(L, -2, stat_fields[i].name);
 	}
+	return 1;
+}
+
+/**
+ * lnet_tcp_gauges() - net:tcp_gauges() -> {conns=, half_open=, time_wait=,
+ * buf_bytes=, syn_dropped=}: what the connection table holds now
+ * @L:		Lua state
+ *
+ * Return: 1
+ */
+static int lnet_tcp_gauges(lua_State *L)
+{
+	struct lnet *ln = check_net(L, 1);
+	struct tcp_gauges g;
+
+	tcp_gauges(&ln->n, &g);
+	lua_createtable(L, 0, 5);
+	set_int(L, "conns", g.conns);
+	set_int(L, "half_open", g.half_open);
+	set_int(L, "time_wait", g.time_wait);
+	set_int(L, "buf_bytes", (lua_Integer)g.buf_bytes);
+	set_int(L, "syn_dropped", (lua_Integer)g.syn_dropped);
 	return 1;
 }
 
@@ -893,8 +927,42 @@ static void push_ip(lua_State *L, uint32_t ip)
 }
 
 /**
+ * set_conn_state() - the engine's snapshot of @c into the table on top
+ * @L:		Lua state
+ * @c:		connection
+ */
+static void set_conn_state(lua_State *L, const struct tcp_conn *c)
+{
+	struct tcp_conn_info i;
+
+	tcp_conn_info(c, &i);
+	lua_pushstring(L, i.state);
+	lua_setfield(L, -2, "state");
+	set_int(L, "iss", i.iss);
+	set_int(L, "irs", i.irs);
+	set_int(L, "snd_una", i.snd_una);
+	set_int(L, "snd_nxt", i.snd_nxt);
+	set_int(L, "snd_wnd", i.snd_wnd);
+	set_int(L, "rcv_nxt", i.rcv_nxt);
+	set_int(L, "rcv_wnd", i.rcv_wnd);
+	set_int(L, "mss", i.mss);
+	set_int(L, "snd_wscale", i.snd_wscale);
+	set_int(L, "rcv_wscale", i.rcv_wscale);
+	lua_pushboolean(L, i.ws_ok);
+	lua_setfield(L, -2, "ws_ok");
+	set_int(L, "rto_ms", i.rto_ms);
+	set_int(L, "srtt_ms", i.srtt_ms);
+	set_int(L, "retries", i.retries);
+	set_int(L, "send_queued", (lua_Integer)i.send_queued);
+	set_int(L, "recv_queued", (lua_Integer)i.recv_queued);
+	set_int(L, "ooo_ranges", i.ooo_ranges);
+}
+
+/**
  * lconn_info() - conn:info() -> {guest_ip=, guest_port=, dst_ip=,
- * dst_port=, state=}
+ * dst_port=, state=, and the engine's counters: iss, irs, snd_una,
+ * snd_nxt, snd_wnd, rcv_nxt, rcv_wnd, mss, snd_wscale, rcv_wscale, ws_ok,
+ * rto_ms, srtt_ms, retries, send_queued, recv_queued, ooo_ranges}
  * @L:		Lua state
  *
  * Return: 1
@@ -903,17 +971,14 @@ static int lconn_info(lua_State *L)
 {
 	struct tcp_conn *c = check_conn(L, 1)->c;
 
-	lua_createtable(L, 0, 5);
+	lua_createtable(L, 0, 22);
 	push_ip(L, c->guest_ip);
 	lua_setfield(L, -2, "guest_ip");
-	lua_pushinteger(L, c->guest_port);
-	lua_setfield(L, -2, "guest_port");
+	set_int(L, "guest_port", c->guest_port);
 	push_ip(L, c->dst_ip);
 	lua_setfield(L, -2, "dst_ip");
-	lua_pushinteger(L, c->dst_port);
-	lua_setfield(L, -2, "dst_port");
-	lua_pushstring(L, tcp_state_name(c));
-	lua_setfield(L, -2, "state");
+	set_int(L, "dst_port", c->dst_port);
+	set_conn_state(L, c);
 	return 1;
 }
 
@@ -960,6 +1025,7 @@ static const luaL_Reg net_methods[] = {
 	{ "timer",	lnet_timer },
 	{ "next_timer",	lnet_next_timer },
 	{ "stats",	lnet_stats },
+	{ "tcp_gauges",	lnet_tcp_gauges },
 	{ "dns_name",	lnet_dns_name },
 	{ "close",	lnet_close },
 	{ NULL, NULL }
