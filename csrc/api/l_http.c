@@ -210,7 +210,11 @@ static int decode_piece(struct chunked_decoder *d, luaL_Buffer *b,
 	return rc;
 }
 
-/* core.http_chunked_decode(s [, max_chunk [, cuts]]) -> data, consumed, done | nil, msg, "malformed" */
+/*
+ * core.http_chunked_decode(s [, max_chunk [, cuts]]) -> data, consumed, done
+ * | nil, msg, "malformed". cuts is a list of increasing offsets at which s is
+ * split into the pieces fed to one decoder (default: one piece).
+ */
 static int lhttp_chunked_decode(lua_State *L)
 {
 	size_t len, pos = 0, end, used;
