@@ -20,9 +20,13 @@ HOST_LIBS  := -llua5.4-luv -luv
 
 PROTO_SRC  := $(wildcard csrc/proto/*.c)
 # Pure protocol code (no libuv, no Lua): shared by the module and the fuzzers.
-PURE_SRC   := $(PROTO_SRC) $(wildcard csrc/net/*.c) $(wildcard csrc/http/*.c) $(wildcard csrc/policy/*.c) \
+# Files of those folders that drive I/O on the loop include <uv.h>; they go
+# into the module only.
+PROTO_DIRS := $(wildcard csrc/net/*.c) $(wildcard csrc/http/*.c) $(wildcard csrc/policy/*.c) \
               $(wildcard csrc/tls/clienthello.c)
-CORE_SRC   := $(PURE_SRC) $(wildcard csrc/vmm/*.c) $(wildcard csrc/api/*.c)
+LOOP_SRC   := $(shell grep -l '<uv.h>' $(PROTO_DIRS) /dev/null 2>/dev/null)
+PURE_SRC   := $(PROTO_SRC) $(filter-out $(LOOP_SRC),$(PROTO_DIRS))
+CORE_SRC   := $(PURE_SRC) $(LOOP_SRC) $(wildcard csrc/vmm/*.c) $(wildcard csrc/api/*.c)
 CORE_HDR   := $(wildcard csrc/*/*.h)
 CORE_SO    := $(BUILD)/gondolin/core.so
 
