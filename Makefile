@@ -20,11 +20,11 @@ HOST_LIBS  := -llua5.4-luv -luv
 
 PROTO_SRC  := $(wildcard csrc/proto/*.c)
 # Pure protocol code (no libuv, no Lua): shared by the module and the fuzzers.
-# Files of those folders that drive I/O on the loop include <uv.h>; they go
+# Files of those folders that drive I/O on the loop (they use libuv) go
 # into the module only.
 PROTO_DIRS := $(wildcard csrc/net/*.c) $(wildcard csrc/http/*.c) $(wildcard csrc/policy/*.c) \
               $(wildcard csrc/tls/clienthello.c)
-LOOP_SRC   := $(shell grep -l '<uv.h>' $(PROTO_DIRS) /dev/null 2>/dev/null)
+LOOP_SRC   := $(shell grep -lE '<uv.h>|\buv_[a-z_]+\(' $(PROTO_DIRS) /dev/null 2>/dev/null)
 PURE_SRC   := $(PROTO_SRC) $(filter-out $(LOOP_SRC),$(PROTO_DIRS))
 CORE_SRC   := $(PURE_SRC) $(LOOP_SRC) $(wildcard csrc/vmm/*.c) $(wildcard csrc/api/*.c)
 CORE_HDR   := $(wildcard csrc/*/*.h)
