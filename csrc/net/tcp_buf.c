@@ -129,9 +129,7 @@ void tcp_ring_commit(struct tcp_ring *r, uint32_t len)
 void tcp_ring_consume(struct tcp_ring *r, uint32_t len)
 {
 	r->head = (uint32_t)(((uint64_t)r->head + len) % r->size);
-	r->len -= len;
-	if (!r->len)
-		r->head = 0;	/* keeps later copies in one piece */
+	r->len -= len;	/* head stays put even when empty: scratch bytes follow it */
 }
 
 /**

@@ -304,6 +304,18 @@ describe("tcp data", function()
     assert.equal("", p.conn:read())
   end)
 
+  it("keeps held out-of-order bytes in place while the reader empties the buffer", function()
+    local h = harness()
+    local p = connect(h)
+    local base = p.seq
+    p:send("PA", "XY", { seq = base + 10 })     -- held beyond a hole
+    p:send("PA", "abc", { seq = base })
+    assert.equal("abc", p.conn:read())          -- buffer empty, XY still held
+    local r = p:send("PA", "defghij", { seq = base + 3 })
+    assert.equal(base + 12, r[1].ack)
+    assert.equal("defghijXY", p.conn:read())
+  end)
+
   it("ignores duplicate segments and delivers only the new tail of a partial one", function()
     local h = harness()
     local p = connect(h)
