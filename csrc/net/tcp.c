@@ -95,8 +95,11 @@
  * in order only and signalled with TCP_EV_FIN after any data. tcp_shutdown()
  * queues our FIN after the queued data (ESTABLISHED -> FIN_WAIT_1,
  * CLOSE_WAIT -> LAST_ACK). TIME_WAIT lasts TCP_TIME_WAIT_MS (short: the
- * only peer is our own guest on a lossless link), FIN_WAIT_2 at most
- * TCP_FIN_WAIT2_MS. An in-window RST with seq == rcv_nxt ends the
+ * only peer is our own guest on a lossless link); FIN_WAIT_2 may last
+ * while the guest keeps sending (a half-close), but at most
+ * TCP_FIN_WAIT2_MS without progress. A graceful end never discards bytes
+ * the embedder has not read: LAST_ACK then goes to TIME_WAIT, and TIME_WAIT
+ * is extended, while reads continue. An in-window RST with seq == rcv_nxt ends the
  * connection (TCP_EV_RESET, TCP_EV_CLOSED); other in-window RSTs and SYNs
  * get a challenge ACK (RFC 5961); RSTs in TIME_WAIT are ignored (RFC 1337).
  * tcp_abort() sends RST and ends with TCP_EV_CLOSED alone. A segment for no
@@ -117,11 +120,11 @@
  * Timers
  *
  * Each slot has a retransmission/persist/SYN-ACK deadline (t_rtx), a state
- * deadline (handshake, FIN_WAIT_2, TIME_WAIT: t_state) and an idle
- * deadline (last progress + TCP_IDLE_MS in the synchronized states:
- * progress is data or a FIN taken in order, an ACK of new data, or a window
- * change, so a peer that only answers probes with a zero window is still
- * reclaimed). The earliest of the three keys a min-heap (tcp_buf.c), so
+ * deadline (handshake, TIME_WAIT: t_state) and an idle deadline (last
+ * progress + TCP_IDLE_MS, or TCP_FIN_WAIT2_MS in FIN_WAIT_2, in the
+ * synchronized states: progress is data or a FIN taken in order, an ACK of
+ * new data, a window change or a tcp_read(), so a peer that only answers
+ * probes with a zero window is still reclaimed). The earliest of the three keys a min-heap (tcp_buf.c), so
  * tcp_next_timer() is its top and tcp_timer() pops what is due.
  */
 
@@ -548,6 +551,18 @@ static bool tcp_idle_applies(const struct tcp_sock *s)
 }
 
 /**
+ * tcp_idle_limit() - how long a connection may go without progress
+ * @s:		connection
+ *
+ * Return: ms; FIN_WAIT_2 (we are done, the guest may still send) gets the
+ * shorter TCP_FIN_WAIT2_MS
+ */
+static uint64_t tcp_idle_limit(const struct tcp_sock *s)
+{
+	return s->state == TCP_ST_FIN_WAIT_2 ? TCP_FIN_WAIT2_MS : TCP_IDLE_MS;
+}
+
+/**
  * tcp_sched() - recompute a connection's earliest deadline, reposition it
  * @n:		stack
  * @s:		connection
@@ -562,8 +577,8 @@ static void tcp_sched(struct net *n, struct tcp_sock *s)
 			d = s->t_rtx;
 		if (s->t_state && s->t_state < d)
 			d = s->t_state;
-		if (tcp_idle_applies(s) && s->last_act + TCP_IDLE_MS < d)
-			d = s->last_act + TCP_IDLE_MS;
+		if (tcp_idle_applies(s) && s->last_act + tcp_idle_limit(s) < d)
+			d = s->last_act + tcp_idle_limit(s);
 	}
 	s->deadline = d;
 	tcp_heap_update(&ts->heap, ts->socks, tcp_idx(ts, s));
@@ -1545,13 +1560,16 @@ static bool tcp_our_fin_acked(struct net *n, struct tcp_sock *s)
 	switch (s->state) {
 	case TCP_ST_FIN_WAIT_1:
 		tcp_set_state(n, s, TCP_ST_FIN_WAIT_2);
-		s->t_state = n->now_ms + TCP_FIN_WAIT2_MS;
 		tcp_release(n, &s->snd);
 		return true;
 	case TCP_ST_CLOSING:
 		tcp_enter_time_wait(n, s);
 		return true;
 	case TCP_ST_LAST_ACK:
+		if (s->rcv.len) {		/* unread bytes: hold the slot */
+			tcp_enter_time_wait(n, s);
+			return true;
+		}
 		tcp_close(n, s, false);
 		return false;
 	default:
@@ -1894,19 +1912,25 @@ static void tcp_rtx_expire(struct net *n, struct tcp_sock *s)
 }
 
 /**
- * tcp_state_expire() - the handshake, FIN_WAIT_2 or TIME_WAIT deadline
+ * tcp_state_expire() - the handshake or TIME_WAIT deadline
  * @n:		stack
  * @s:		connection
+ *
+ * TIME_WAIT is extended while the embedder still has bytes to read and
+ * keeps reading (at most TCP_IDLE_MS without a read), so a graceful close
+ * never drops data the guest sent.
  */
 static void tcp_state_expire(struct net *n, struct tcp_sock *s)
 {
 	s->t_state = 0;
-	if (s->state == TCP_ST_SYN_RECEIVED)
+	if (s->state == TCP_ST_SYN_RECEIVED) {
 		tcp_reset(n, s, "handshake timeout");
-	else if (s->state == TCP_ST_FIN_WAIT_2)
-		tcp_reset(n, s, "no FIN from the guest");
-	else if (s->state == TCP_ST_TIME_WAIT)
-		tcp_close(n, s, false);
+	} else if (s->state == TCP_ST_TIME_WAIT) {
+		if (s->rcv.len && n->now_ms - s->last_act < TCP_IDLE_MS)
+			s->t_state = n->now_ms + TCP_TIME_WAIT_MS;
+		else
+			tcp_close(n, s, false);
+	}
 }
 
 /**
@@ -1923,8 +1947,9 @@ static void tcp_conn_timer(struct net *n, struct tcp_sock *s)
 		if (s->state == TCP_ST_CLOSED)
 			return;
 	}
-	if (tcp_idle_applies(s) && s->last_act + TCP_IDLE_MS <= now) {
-		tcp_reset(n, s, "idle timeout");
+	if (tcp_idle_applies(s) && s->last_act + tcp_idle_limit(s) <= now) {
+		tcp_reset(n, s, s->state == TCP_ST_FIN_WAIT_2 ?
+			  "no FIN from the guest" : "idle timeout");
 		return;
 	}
 	if (!s->t_rtx || s->t_rtx > now)
@@ -2163,10 +2188,12 @@ size_t tcp_read(struct net *n, struct tcp_conn *c, uint8_t *buf, size_t len)
 	k = len < s->rcv.len ? (uint32_t)len : s->rcv.len;
 	tcp_ring_get(&s->rcv, 0, buf, k);
 	tcp_ring_consume(&s->rcv, k);
+	s->last_act = n->now_ms;		/* the embedder's progress counts */
 	if (s->fin_rcvd && !s->rcv.len)
 		tcp_release(n, &s->rcv);	/* nothing more will come */
 	if (tcp_wnd_update_due(s))
 		tcp_send_ack(n, s);
+	tcp_sched(n, s);
 	return k;
 }
 

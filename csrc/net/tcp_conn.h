@@ -109,8 +109,8 @@ struct tcp_ooo {
  * @rto:	retransmission timeout, ms (before backoff)
  * @rtt_seq, @rtt_ts: the timed segment's end and when it was sent
  * @t_rtx:	retransmission, SYN-ACK or persist deadline, 0 if off
- * @t_state:	handshake, FIN_WAIT_2 or TIME_WAIT deadline, 0 if off
- * @last_act:	last progress in either direction (idle timeout)
+ * @t_state:	handshake or TIME_WAIT deadline, 0 if off
+ * @last_act:	last progress: either direction, or a tcp_read() (idle)
  * @snd, @rcv:	send and receive buffers, cfg.tcp_buf bytes each
  * @ooo:	out-of-order ranges, whose bytes sit in @rcv's scratch space
  */

@@ -131,7 +131,15 @@ describe("tcp handshake", function()
     p.ack = t.seq + 1
     assert.same({}, p:send("A"))
     assert.same({ "established" }, events(h))
-    assert.equal("ESTABLISHED", h.conns[1]:info().state)
+    local i = h.conns[1]:info()
+    assert.equal("ESTABLISHED", i.state)
+    assert.equal(t.seq, i.iss)
+    assert.equal(5000, i.irs)
+    assert.equal(5001, i.rcv_nxt)
+    assert.is_true(i.ws_ok)
+    assert.equal(7, i.snd_wscale)
+    assert.equal(t.options.wscale, i.rcv_wscale)
+    assert.equal(65535 << 7, i.snd_wnd)         -- the ACK's window is scaled
     assert.equal(1, h.net:stats().tcp_accepted)
   end)
 
@@ -290,12 +298,15 @@ describe("tcp data", function()
     assert.equal(1, #r)
     assert.equal(base, r[1].ack)                -- duplicate ACK: a hole
     assert.same({}, events(h))
-    r = p:send("PA", "!!", { seq = base + 11 })
+    r = p:send("PA", "!", { seq = base + 12 })
     assert.equal(base, r[1].ack)
-    r = p:send("PA", "orl", { seq = base + 7 })  -- overlaps a held range
+    assert.equal(2, p.conn:info().ooo_ranges)
+    r = p:send("PA", "orld!", { seq = base + 7 })  -- overlaps one, bridges both
     assert.equal(base, r[1].ack)
+    assert.equal(1, p.conn:info().ooo_ranges)
     r = p:send("PA", "hello ", { seq = base })
     assert.equal(base + 13, r[1].ack)
+    assert.equal(0, p.conn:info().ooo_ranges)
     assert.same({ "readable" }, events(h))
     assert.equal("hello world!!", p.conn:read())
     r = p:send("PA", "world", { seq = base + 6 })  -- all old now
@@ -447,6 +458,42 @@ describe("tcp close", function()
     -- the only slot is free again
     local q = connect(h, { sport = 40001 })
     assert.equal("ESTABLISHED", q.conn:info().state)
+  end)
+
+  it("keeps a half-closed connection while the guest sends, then times out FIN_WAIT_2", function()
+    local h = harness()
+    local p = connect(h)
+    p.conn:shutdown()
+    p:take(tcps(h:take()))
+    p:send("A")
+    assert.equal("FIN_WAIT_2", p.conn:info().state)
+    for t = 30000, 150000, 30000 do             -- well past 60 s in total
+      h.now = t
+      p:send("PA", "more")
+      assert.equal("FIN_WAIT_2", p.conn:info().state)
+    end
+    assert.equal(150000 + 60000, h.net:next_timer())
+    events(h)
+    local r = at(h, 210000)                     -- 60 s without progress
+    assert.is_true(r[1].rst)
+    assert.same({ "reset", "closed" }, events(h))
+  end)
+
+  it("holds a gracefully closed connection until the embedder read everything", function()
+    local h = harness()
+    local p = connect(h)
+    p:send("PFA", "unread")                     -- guest data and FIN, not read yet
+    p.conn:shutdown()
+    p:take(tcps(h:take()))
+    p:send("A")                                 -- acks our FIN: LAST_ACK is done
+    assert.equal("TIME_WAIT", p.conn:info().state)
+    events(h)
+    at(h, 2000)
+    at(h, 4000)
+    assert.same({}, events(h))                  -- still waiting for the reader
+    assert.equal("unread", p.conn:read())
+    at(h, h.net:next_timer())
+    assert.same({ "closed" }, events(h))
   end)
 
   it("goes through CLOSING on a simultaneous close", function()
@@ -672,6 +719,11 @@ describe("tcp timers", function()
     local s = h.net:stats()
     assert.equal(128, s.tcp_accepted)
     assert.equal(10000 - 128, s.dropped)
+    local g = h.net:tcp_gauges()
+    assert.equal(128, g.conns)
+    assert.equal(128, g.half_open)
+    assert.equal(10000 - 128, g.syn_dropped)
+    assert.equal(0, g.buf_bytes)                -- a handshake costs no buffer
     -- a legitimate SYN now is dropped too...
     local legit = peer(h, { sport = 50000 })
     assert.same({}, legit:send("S"))
@@ -681,8 +733,24 @@ describe("tcp timers", function()
     for _, e in ipairs(h.events) do if e[2] == "closed" then closed = closed + 1 end end
     assert.equal(128, closed)
     h.events = {}
+    g = h.net:tcp_gauges()
+    assert.equal(0, g.conns)
+    assert.equal(0, g.half_open)
     h.now = 10000
     local p = connect(h, { sport = 50000 })
     assert.equal("ESTABLISHED", p.conn:info().state)
+  end)
+
+  it("allocates buffers only for directions that carry data, and frees them", function()
+    local h = harness { tcp_buf = 8192 }
+    local p = connect(h)
+    assert.equal(0, h.net:tcp_gauges().buf_bytes)
+    p:send("PA", "in")
+    assert.equal(8192, h.net:tcp_gauges().buf_bytes)
+    p.conn:write("out")
+    assert.equal(16384, h.net:tcp_gauges().buf_bytes)
+    p.conn:abort()
+    assert.equal(0, h.net:tcp_gauges().buf_bytes)
+    assert.equal(0, h.net:tcp_gauges().conns)
   end)
 end)
