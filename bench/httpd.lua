@@ -30,6 +30,7 @@ function M.start()
   server:listen(128, function()
     local client = uv.new_tcp()
     server:accept(client)
+    client:nodelay(true)   -- head and body are separate writes: no Nagle wait
     local buf, busy = "", false
     local function serve()
       if busy then return end
