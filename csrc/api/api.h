@@ -35,6 +35,7 @@ void api_open_policy(lua_State *L);
 void api_open_http(lua_State *L);
 void api_open_net(lua_State *L);
 void api_open_netif(lua_State *L);
+void api_open_hook(lua_State *L);
 
 int api_cbor_encode(lua_State *L);
 int api_cbor_decode(lua_State *L);

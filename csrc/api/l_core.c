@@ -219,5 +219,6 @@ int luaopen_gondolin_core(lua_State *L)
 	api_open_http(L);
 	api_open_net(L);
 	api_open_netif(L);
+	api_open_hook(L);
 	return 1;
 }

@@ -17,14 +17,23 @@
  * counted, like a NIC whose ring is full: TCP retransmits, ARP/DHCP retry.
  *
  * TCP flows: every SYN is accepted (subject to the engine's caps); the first
- * bytes are collected (FLOW_SNIFF_MAX) and classified (net/flow.c). The
- * verdict, and every refusal, is reported once per flow to Lua through
- * on_event (user value 1) — an audit record, not a per-packet call. Flows
- * that send nothing for FLOW_SNIFF_MS are reset. HTTP and TLS mediation
- * are not wired in yet: such flows are reset with reason "not mediated".
+ * bytes are collected (FLOW_SNIFF_MAX) and classified (net/flow.c). An
+ * HTTP/1.x flow is handed, with the bytes read so far, to the HTTP
+ * mediation (csrc/http/proxy.c), which from then on gets the flow's TCP
+ * events and reports one audit record per request. Every other verdict
+ * is a refusal (reset) reported once per flow; TLS is refused until TLS
+ * interception exists. Flows that send nothing for FLOW_SNIFF_MS are
+ * reset. Audit records go to Lua through on_event (user value 1), and
+ * only when it is a function: no Lua runs per packet, and none per
+ * request unless the policy has hooks or someone listens for events.
+ *
+ * Policy: user value 2 holds the compiled policy (l_hook.c) the mediation
+ * decides with; without one, an empty policy denies every request. Its
+ * hooks run through lhook_start(); the flow resumes from the loop when
+ * they finish (see l_hook.c).
  *
  * Timers: one uv_timer, armed for the earlier of net_next_timer() and the
- * earliest sniff deadline.
+ * earliest sniff deadline; each mediated flow has its own (proxy.c).
  */
 
 #include <arpa/inet.h>
@@ -32,25 +41,64 @@
 #include <string.h>
 
 #include "api/api.h"
+#include "api/l_hook.h"
+#include "http/proxy.h"
 #include "net/flow.h"
 #include "net/net.h"
 #include "net/tcp.h"
+#include "policy/policy.h"
 
 #define NETIF_MT	"gondolin.netif"
 #define NETIF_TX	(512 * 1024)		/* per output buffer (two of them) */
 #define NETIF_RX	(64 * 1024 + NET_MAX_FRAME + 4)
+#define NETIF_NO_DEADLINE UINT64_MAX
 
-enum { UV_ON_EVENT = 1, UV_COUNT = UV_ON_EVENT };
+enum { UV_ON_EVENT = 1, UV_POLICY, UV_COUNT = UV_POLICY };
 
+/**
+ * struct flow - one guest TCP connection
+ * @next, @pprev: nif->flows links
+ * @nif:	interface
+ * @c:		the connection
+ * @id:		flow id (audit records)
+ * @deadline:	sniff deadline, NETIF_NO_DEADLINE once classified
+ * @px:		HTTP mediation, once classified as HTTP
+ * @n:		bytes sniffed
+ * @buf:	those bytes
+ */
 struct flow {
 	struct flow *next, **pprev;
 	struct netif *nif;
 	struct tcp_conn *c;
+	uint64_t id;
 	uint64_t deadline;
+	struct proxy *px;
 	size_t n;
 	uint8_t buf[FLOW_SNIFF_MAX];
 };
 
+/**
+ * struct netif - one VM's network interface
+ * @h:		binding handle (first)
+ * @pipe:	QEMU's end of the stream
+ * @timer:	stack and sniff timers
+ * @wreq:	the write in flight
+ * @net:	the stack
+ * @closed:	netif_shut() ran
+ * @handles:	libuv handles not yet closed (pipe, timer, mediation idle)
+ * @slot:	the userdata's pointer, cleared on shut
+ * @flows:	flows
+ * @rx:		input buffer
+ * @rx_len:	bytes in it
+ * @tx:		output buffers: tx[0] fills, tx[1] is in flight
+ * @tx_len:	their fill
+ * @writing:	tx[1] is in flight
+ * @tx_dropped:	frames dropped with both buffers full
+ * @px:		HTTP mediation state
+ * @policy:	our reference to the policy
+ * @next_flow:	next flow id
+ * @events:	on_event is a function
+ */
 struct netif {
 	struct api_handle h;	/* must be first */
 	uv_pipe_t pipe;
@@ -62,17 +110,26 @@ struct netif {
 	struct flow *flows;
 	uint8_t *rx;
 	size_t rx_len;
-	uint8_t *tx[2];		/* tx[0] fills, tx[1] is in flight */
+	uint8_t *tx[2];
 	size_t tx_len[2];
 	int writing;
 	uint64_t tx_dropped;
+	struct proxy_ctx px;
+	struct policy *policy;
+	uint64_t next_flow;
+	bool events;
 };
 
 static void netif_flush(struct netif *nif);
 static void netif_arm(struct netif *nif);
 
-/* ---- audit events (once per flow decision) ---- */
+/* ---- audit events ---- */
 
+/**
+ * ip_str() - dotted quad of a host-order address
+ * @ip:		address
+ * @out:	text
+ */
 static void ip_str(uint32_t ip, char out[INET_ADDRSTRLEN])
 {
 	struct in_addr a = { htonl(ip) };
@@ -81,51 +138,245 @@ static void ip_str(uint32_t ip, char out[INET_ADDRSTRLEN])
 }
 
 /**
+ * set_str() - t[k] = v when v is set
+ * @L:		Lua state
+ * @k:		key
+ * @v:		value or NULL
+ */
+static void set_str(lua_State *L, const char *k, const char *v)
+{
+	if (!v)
+		return;
+	lua_pushstring(L, v);
+	lua_setfield(L, -2, k);
+}
+
+/**
+ * set_int() - t[k] = v
+ * @L:		Lua state
+ * @k:		key
+ * @v:		value
+ */
+static void set_int(lua_State *L, const char *k, lua_Integer v)
+{
+	lua_pushinteger(L, v);
+	lua_setfield(L, -2, k);
+}
+
+/**
+ * set_endpoints() - src/dst fields of an audit record
+ * @L:		Lua state
+ * @gip, @gport: guest end
+ * @dip, @dport: destination
+ */
+static void set_endpoints(lua_State *L, uint32_t gip, unsigned gport, uint32_t dip,
+			  unsigned dport)
+{
+	char ip[INET_ADDRSTRLEN];
+
+	ip_str(gip, ip);
+	lua_pushfstring(L, "%s:%d", ip, (int)gport);
+	lua_setfield(L, -2, "src");
+	ip_str(dip, ip);
+	set_str(L, "dst_ip", ip);
+	set_int(L, "dst_port", dport);
+}
+
+/**
  * flow_event() - tell Lua what was decided about a flow
  * @nif:	interface
- * @c:		the connection
+ * @f:		the flow
  * @decision:	"deny", "allow", ...
  * @kind:	flow kind name
  * @reason:	why (may be NULL)
  * @sni:	TLS server name (may be NULL or "")
  */
-static void flow_event(struct netif *nif, const struct tcp_conn *c, const char *decision,
+static void flow_event(struct netif *nif, const struct flow *f, const char *decision,
 		       const char *kind, const char *reason, const char *sni)
 {
+	const struct tcp_conn *c = f->c;
 	lua_State *L = nif->h.L;
-	char ip[INET_ADDRSTRLEN];
-	const char *name;
 
-	if (nif->closed)
+	if (nif->closed || !nif->events)
 		return;
-	lua_createtable(L, 0, 8);
-	lua_pushstring(L, decision);
-	lua_setfield(L, -2, "decision");
-	lua_pushstring(L, kind);
-	lua_setfield(L, -2, "kind");
-	if (reason) {
-		lua_pushstring(L, reason);
-		lua_setfield(L, -2, "reason");
+	lua_createtable(L, 0, 10);
+	set_int(L, "flow", (lua_Integer)f->id);
+	set_str(L, "decision", decision);
+	set_str(L, "kind", kind);
+	set_str(L, "reason", reason);
+	set_endpoints(L, c->guest_ip, c->guest_port, c->dst_ip, c->dst_port);
+	set_str(L, "host", dns_pool_name(nif->net.dns, c->dst_ip));
+	if (sni && *sni)
+		set_str(L, "sni", sni);
+	api_call_uservalue(L, nif, UV_ON_EVENT, 1);
+}
+
+/**
+ * px_event() - an audit record from the HTTP mediation
+ * @ud:		interface
+ * @ev:		record
+ */
+static void px_event(void *ud, const struct proxy_event *ev)
+{
+	struct netif *nif = ud;
+	lua_State *L = nif->h.L;
+
+	if (nif->closed || !nif->events)
+		return;
+	lua_createtable(L, 0, 24);
+	set_str(L, "kind", "http");
+	set_int(L, "flow", (lua_Integer)ev->flow);
+	set_endpoints(L, ev->guest_ip, ev->guest_port, ev->dst_ip, ev->dst_port);
+	set_str(L, "host", ev->host && *ev->host ? ev->host : NULL);
+	if (ev->port)
+		set_int(L, "port", ev->port);
+	set_str(L, "method", ev->method && *ev->method ? ev->method : NULL);
+	set_str(L, "path", ev->path && *ev->path ? ev->path : NULL);
+	if (ev->status)
+		set_int(L, "status", ev->status);
+	set_int(L, "bytes_in", (lua_Integer)ev->bytes_in);
+	set_int(L, "bytes_out", (lua_Integer)ev->bytes_out);
+	lua_pushnumber(L, ev->duration_ms / 1000.0);
+	lua_setfield(L, -2, "duration");
+	set_str(L, "decision", ev->decision);
+	set_str(L, "rule", ev->rule);
+	set_str(L, "reason", ev->reason);
+	set_str(L, "upstream", ev->upstream);
+	if (ev->upstream) {
+		lua_pushboolean(L, ev->reused);
+		lua_setfield(L, -2, "reused");
 	}
-	ip_str(c->dst_ip, ip);
-	lua_pushstring(L, ip);
-	lua_setfield(L, -2, "dst_ip");
-	lua_pushinteger(L, c->dst_port);
-	lua_setfield(L, -2, "dst_port");
-	name = dns_pool_name(nif->net.dns, c->dst_ip);
-	if (name) {
-		lua_pushstring(L, name);
-		lua_setfield(L, -2, "host");
-	}
-	if (sni && *sni) {
-		lua_pushstring(L, sni);
-		lua_setfield(L, -2, "sni");
+	if (ev->secrets)
+		set_int(L, "secrets", ev->secrets);
+	if (ev->masked)
+		set_int(L, "masked", ev->masked);
+	if (ev->websocket) {
+		lua_pushboolean(L, 1);
+		lua_setfield(L, -2, "websocket");
 	}
 	api_call_uservalue(L, nif, UV_ON_EVENT, 1);
 }
 
+/* ---- the HTTP mediation's other callbacks ---- */
+
+/**
+ * px_kick() - frames may be queued: send them, re-arm the stack's timer
+ * @ud:		interface
+ */
+static void px_kick(void *ud)
+{
+	struct netif *nif = ud;
+
+	if (nif->closed)
+		return;
+	netif_flush(nif);
+	netif_arm(nif);
+}
+
+/**
+ * push_policy() - push the policy userdata of @nif
+ * @nif:	interface
+ *
+ * Return: true when pushed.
+ */
+static bool push_policy(struct netif *nif)
+{
+	lua_State *L = nif->h.L;
+
+	if (!api_handle_push(L, nif))
+		return false;
+	if (lua_getiuservalue(L, -1, UV_POLICY) != LUA_TUSERDATA) {
+		lua_pop(L, 2);
+		return false;
+	}
+	lua_remove(L, -2);
+	return true;
+}
+
+/**
+ * px_on_request() - start on_request for a flow
+ * @ud:		interface
+ * @px:		flow
+ * @rq:		request
+ *
+ * Return: 0, or -1.
+ */
+static int px_on_request(void *ud, struct proxy *px, const struct proxy_request *rq)
+{
+	struct netif *nif = ud;
+	int rc;
+
+	if (nif->closed || !push_policy(nif))
+		return -1;
+	rc = lhook_start(nif->h.L, -1, px, rq, NULL);
+	lua_pop(nif->h.L, 1);
+	return rc;
+}
+
+/**
+ * px_on_response() - start on_response for a flow
+ * @ud:		interface
+ * @px:		flow
+ * @rq:		request as sent
+ * @rs:		response head
+ *
+ * Return: 0, or -1.
+ */
+static int px_on_response(void *ud, struct proxy *px, const struct proxy_request *rq,
+			  const struct proxy_response *rs)
+{
+	struct netif *nif = ud;
+	int rc;
+
+	if (nif->closed || !push_policy(nif))
+		return -1;
+	rc = lhook_start(nif->h.L, -1, px, rq, rs);
+	lua_pop(nif->h.L, 1);
+	return rc;
+}
+
+/**
+ * px_body() - a body a hook asked for is ready
+ * @ud:		interface
+ * @px:		flow
+ * @p:		body
+ * @n:		length
+ * @err:	NULL or why not
+ */
+static void px_body(void *ud, struct proxy *px, const char *p, size_t n, const char *err)
+{
+	struct netif *nif = ud;
+
+	lhook_body(nif->h.L, px, p, n, err);
+}
+
+/**
+ * px_cancel() - a flow with a hook pending is gone
+ * @ud:		interface
+ * @px:		flow
+ */
+static void px_cancel(void *ud, struct proxy *px)
+{
+	struct netif *nif = ud;
+
+	lhook_cancel(nif->h.L, px);
+}
+
+static const struct proxy_ops netif_proxy_ops = {
+	.event = px_event,
+	.kick = px_kick,
+	.on_request = px_on_request,
+	.on_response = px_on_response,
+	.body = px_body,
+	.cancel = px_cancel,
+};
+
 /* ---- flows ---- */
 
+/**
+ * flow_unlink() - forget a flow
+ * @f:		flow (freed)
+ */
 static void flow_unlink(struct flow *f)
 {
 	*f->pprev = f->next;
@@ -147,7 +398,7 @@ static void flow_refuse(struct flow *f, const char *kind, const char *reason, co
 	struct netif *nif = f->nif;
 	struct tcp_conn *c = f->c;
 
-	flow_event(nif, c, "deny", kind, reason, sni);
+	flow_event(nif, f, "deny", kind, reason, sni);
 	flow_unlink(f);
 	tcp_abort(&nif->net, c);
 }
@@ -164,13 +415,25 @@ static void flow_sniff(struct flow *f)
 	f->n += tcp_read(&nif->net, f->c, f->buf + f->n, sizeof(f->buf) - f->n);
 	if (flow_classify(f->buf, f->n, &fc) == 0)
 		return;
-	if (fc.kind == FLOW_REFUSED)
+	if (fc.kind == FLOW_HTTP) {
+		f->px = proxy_new(&nif->px, f->c, f->id, f->buf, f->n);
+		f->deadline = NETIF_NO_DEADLINE;
+		if (!f->px)
+			flow_refuse(f, "http", "out of memory", NULL);
+	} else if (fc.kind == FLOW_TLS) {
+		flow_refuse(f, "tls", "tls interception not implemented yet", fc.hello.sni);
+	} else {
 		flow_refuse(f, "unknown", fc.reason, NULL);
-	else
-		flow_refuse(f, flow_kind_name(fc.kind), "not mediated",
-			    fc.kind == FLOW_TLS ? fc.hello.sni : NULL);
+	}
 }
 
+/**
+ * on_tcp_accept() - a SYN: take every connection the engine allows
+ * @ud:		interface
+ * @c:		connection
+ *
+ * Return: true (false when out of memory).
+ */
 static bool on_tcp_accept(void *ud, struct tcp_conn *c)
 {
 	struct netif *nif = ud;
@@ -180,6 +443,7 @@ static bool on_tcp_accept(void *ud, struct tcp_conn *c)
 		return false;
 	f->nif = nif;
 	f->c = c;
+	f->id = ++nif->next_flow;
 	f->deadline = uv_now(nif->timer.loop) + FLOW_SNIFF_MS;
 	f->next = nif->flows;
 	f->pprev = &nif->flows;
@@ -190,6 +454,12 @@ static bool on_tcp_accept(void *ud, struct tcp_conn *c)
 	return true;
 }
 
+/**
+ * on_tcp_event() - the engine reports on a connection
+ * @ud:		interface
+ * @c:		connection
+ * @ev:		event
+ */
 static void on_tcp_event(void *ud, struct tcp_conn *c, enum tcp_event ev)
 {
 	struct flow *f = c->user;
@@ -197,6 +467,12 @@ static void on_tcp_event(void *ud, struct tcp_conn *c, enum tcp_event ev)
 	(void)ud;
 	if (!f)
 		return;
+	if (f->px) {
+		proxy_tcp_event(f->px, ev);
+		if (ev == TCP_EV_RESET || ev == TCP_EV_CLOSED)
+			flow_unlink(f);		/* the proxy let go of c */
+		return;
+	}
 	switch (ev) {
 	case TCP_EV_READABLE:
 		flow_sniff(f);
@@ -367,12 +643,17 @@ static void netif_arm(struct netif *nif)
 
 /* ---- lifetime ---- */
 
+/**
+ * on_handle_closed() - one of our handles closed; the last frees
+ * @h:		pipe, timer or the mediation's idle handle
+ */
 static void on_handle_closed(uv_handle_t *h)
 {
 	struct netif *nif = h->data;
 
 	if (--nif->handles > 0)
 		return;
+	policy_unref(nif->policy);
 	free(nif->rx);
 	free(nif->tx[0]);
 	free(nif->tx[1]);
@@ -380,16 +661,24 @@ static void on_handle_closed(uv_handle_t *h)
 }
 
 /**
- * netif_shut() - stop everything; memory goes when both handles closed
+ * netif_shut() - stop everything; memory goes when all handles closed
  * @nif:	interface
+ *
+ * Mediated flows end first (no audit records, hooks cancelled), then the
+ * stack, which frees the guest connections.
  */
 static void netif_shut(struct netif *nif)
 {
+	struct flow *f;
+
 	if (nif->closed)
 		return;
 	nif->closed = 1;
 	if (nif->slot)
 		*nif->slot = NULL;
+	for (f = nif->flows; f; f = f->next)
+		f->px = NULL;
+	proxy_ctx_close(&nif->px, on_handle_closed);
 	net_free(&nif->net);	/* frees flows' conns; our flows go below */
 	while (nif->flows) {
 		struct flow *f = nif->flows;
@@ -401,7 +690,10 @@ static void netif_shut(struct netif *nif)
 	uv_close((uv_handle_t *)&nif->timer, on_handle_closed);
 }
 
-/* core.netif(fd, {on_event = fn}) -> netif; owns fd from now on */
+/*
+ * core.netif(fd, {on_event = fn, policy = compiled}) -> netif; owns fd
+ * from now on. Without a policy every HTTP request is denied.
+ */
 static int lnetif_new(lua_State *L)
 {
 	static const struct net_ops ops = {
@@ -409,16 +701,29 @@ static int lnetif_new(lua_State *L)
 		.tcp_event = on_tcp_event, .log = on_log,
 	};
 	int fd = (int)luaL_checkinteger(L, 1);
+	bool hook_req = false, hook_res = false;
+	struct policy *pol = NULL;
+	const char *err = NULL;
 	struct net_config cfg;
 	struct netif **p, *nif;
 
 	luaL_checktype(L, 2, LUA_TTABLE);
+	if (lua_getfield(L, 2, "policy") != LUA_TNIL)
+		pol = lhook_policy(L, -1, &hook_req, &hook_res);
+	lua_pop(L, 1);
+	if (pol)
+		policy_ref(pol);
+	else if (!(pol = policy_new(0, 0, 0, 0, &err)))
+		return luaL_error(L, "out of memory");
 	p = lua_newuserdatauv(L, sizeof(*p), UV_COUNT);
 	*p = NULL;
 	luaL_setmetatable(L, NETIF_MT);
 	nif = calloc(1, sizeof(*nif));
-	if (!nif)
+	if (!nif) {
+		policy_unref(pol);
 		return luaL_error(L, "out of memory");
+	}
+	nif->policy = pol;
 	nif->rx = malloc(NETIF_RX);
 	nif->tx[0] = malloc(NETIF_TX);
 	nif->tx[1] = malloc(NETIF_TX);
@@ -428,17 +733,25 @@ static int lnetif_new(lua_State *L)
 		free(nif->tx[0]);
 		free(nif->tx[1]);
 		free(nif);
+		policy_unref(pol);
 		return luaL_error(L, "out of memory");
 	}
 	uv_pipe_init(api_loop(L), &nif->pipe, 0);
 	uv_timer_init(api_loop(L), &nif->timer);
 	nif->pipe.data = nif->timer.data = nif;
-	nif->handles = 2;
+	proxy_ctx_init(&nif->px, api_loop(L), &nif->net, pol, &netif_proxy_ops, nif);
+	nif->px.hook_request = hook_req;
+	nif->px.hook_response = hook_res;
+	nif->px.idle.data = nif;	/* on_handle_closed() finds us through it */
+	nif->handles = 3;
 	*p = nif;
 	nif->slot = p;
 	api_handle_register(L, -1, nif);
 	lua_getfield(L, 2, "on_event");
+	nif->events = lua_isfunction(L, -1);
 	lua_setiuservalue(L, -2, UV_ON_EVENT);
+	lua_getfield(L, 2, "policy");
+	lua_setiuservalue(L, -2, UV_POLICY);
 	if (uv_pipe_open(&nif->pipe, fd) < 0 ||
 	    uv_read_start((uv_stream_t *)&nif->pipe, on_alloc, on_read) < 0) {
 		netif_shut(nif);

@@ -9,6 +9,11 @@ function M.vm(opts)
   return require("gondolin.vm").new(opts)
 end
 
+--- Compile an egress policy (see docs/network.md).
+function M.policy(opts)
+  return require("gondolin.policy").new(opts)
+end
+
 M.run = sched.run
 M.spawn = sched.spawn
 M.sleep = sched.sleep

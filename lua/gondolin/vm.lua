@@ -11,6 +11,7 @@ local check = require "gondolin.check"
 local image = require "gondolin.image"
 local qemu = require "gondolin.qemu"
 local exec = require "gondolin.exec"
+local policy = require "gondolin.policy"
 local P = require "gondolin.proto"
 
 local M = {}
@@ -21,11 +22,12 @@ VM.__index = VM
 local live = setmetatable({}, { __mode = "k" })   -- every VM not yet closed
 
 local OPTIONS = { "image", "memory", "cpus", "accel", "env", "cwd", "boot_timeout",
-                  "append", "start", "qemu", "console", "on_event" }
+                  "append", "start", "qemu", "console", "policy" }
 local CONSOLE_TAIL = 16 * 1024
 local KVM_PROBE_SECONDS = 5   -- a KVM boot that has not said hello by then is retried under TCG
 local QUIT_GRACE_SECONDS = 2
 local MAX_SESSIONS = 256
+local next_vm_id = 0      -- vm.id, for audit records
 
 local function validate(opts)
   opts = opts or {}
@@ -37,17 +39,23 @@ local function validate(opts)
   o.cpus = check.integer("vm option 'cpus'", opts.cpus or 1, 1, 16)
   o.accel = check.oneof("vm option 'accel'", opts.accel or os.getenv "GONDOLIN_ACCEL" or "auto",
     { "auto", "kvm", "tcg" })
+  if opts.policy ~= nil and not policy.is(opts.policy) then
+    check.fail("vm option 'policy'", "expected a gondolin.policy{...}, got " .. type(opts.policy))
+  end
+  o.policy = opts.policy
   o.env = check.env("vm option 'env'", opts.env)
+  if o.policy then   -- the guest sees secrets only as placeholders
+    local env = {}
+    for _, e in ipairs(o.policy.env) do env[#env + 1] = e end
+    for _, e in ipairs(o.env) do env[#env + 1] = e end
+    o.env = env
+  end
   if opts.cwd ~= nil then o.cwd = check.string("vm option 'cwd'", opts.cwd) end
   o.boot_timeout = check.number("vm option 'boot_timeout'", opts.boot_timeout or 60, 1, 3600)
   o.append = opts.append ~= nil and check.string("vm option 'append'", opts.append) or nil
   o.start = opts.start ~= false
   o.qemu = opts.qemu ~= nil and check.string("vm option 'qemu'", opts.qemu) or nil
   o.console = check.oneof("vm option 'console'", opts.console or "ring", { "ring", "stderr" })
-  if opts.on_event ~= nil and type(opts.on_event) ~= "function" then
-    check.fail("vm option 'on_event'", "expected a function(event)")
-  end
-  o.on_event = opts.on_event
   return o
 end
 
@@ -86,7 +94,8 @@ end
 --- Create (and by default boot) a VM.
 function M.new(opts)
   local o = validate(opts)
-  local self = setmetatable({ o = o, sessions = {}, nsessions = 0, next_id = 0,
+  next_vm_id = next_vm_id + 1
+  local self = setmetatable({ o = o, sessions = {}, nsessions = 0, next_id = 0, id = next_vm_id,
                               console = ring(), qemu_err = ring(), pings = {} }, VM)
   live[self] = true
   if o.start then
@@ -160,7 +169,11 @@ function VM:_launch(img, accel)
     on_error = function(code) io.stderr:write("gondolin: control channel: ", code, "\n") end,
     on_close = function() end,
   })
-  self.netif = core.netif(net_h, { on_event = function(ev) self:_on_net_event(ev) end })
+  local pol = self.o.policy
+  self.netif = core.netif(net_h, {
+    policy = pol and pol._c,
+    on_event = pol and pol:wants_events() and function(ev) self:_on_net_event(ev) end or nil,
+  })
   self.console_pipe = read_into(con_h, self.console, self.o.console == "stderr")
   self.err_pipe = read_into(err_h, self.qemu_err, false)
   self.qmp = uv.new_pipe(false)
@@ -181,12 +194,9 @@ end
 
 -- One audit record per network decision (see docs/network.md).
 function VM:_on_net_event(ev)
-  ev.time = os.time()
-  local on_event = self.o.on_event
-  if on_event then
-    local ok, err = pcall(on_event, ev)
-    if not ok then io.stderr:write("gondolin: on_event failed: ", tostring(err), "\n") end
-  end
+  ev.time = policy.now()
+  ev.vm = self.id
+  self.o.policy:_emit(ev)
 end
 
 function VM:_teardown()
