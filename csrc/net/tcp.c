@@ -66,7 +66,9 @@
  *
  * The advertised window is the ring's free space, scaled, with receiver
  * silly-window avoidance (RFC 9293 3.8.6.2.2: the right edge moves only by
- * min(buffer / 2, MSS) or more) and never shrunk. When tcp_read() frees
+ * min(buffer / 2, MSS) or more) and never beyond the free space, so a
+ * well-behaved guest is never trimmed and its ACKs, sent from the edge we
+ * showed it, are always acceptable (tcp_wnd_calc, tcp_acceptable). When tcp_read() frees
  * enough space while the guest's window is below half the maximum, a
  * window update goes out. Every segment that carries data or needs an
  * answer makes an ACK owed; at most one ACK goes out per input segment,
@@ -693,31 +695,44 @@ static uint32_t tcp_wnd_max(const struct tcp_sock *s)
 }
 
 /**
+ * tcp_wnd_adv() - what is left of the farthest window we advertised
+ * @s:		connection
+ *
+ * Never more than the free space: every edge was at most the free space
+ * when sent, and both shrink together as bytes are committed.
+ *
+ * Return: bytes from rcv_nxt to the farthest advertised right edge, or 0
+ */
+static uint32_t tcp_wnd_adv(const struct tcp_sock *s)
+{
+	return SEQ_GT(s->rcv_adv, s->rcv_nxt) ? s->rcv_adv - s->rcv_nxt : 0;
+}
+
+/**
  * tcp_wnd_calc() - the window to advertise now (no side effects)
  * @s:		connection
  *
- * Free ring space, capped and rounded to the scale unit, held at the old
- * right edge unless it moves by min(max / 2, MSS) (receiver SWS
- * avoidance), and never left of the old right edge.
+ * Free ring space, capped and rounded down to the scale unit, so we never
+ * promise a byte we could not store: whatever the guest sends within any
+ * edge we showed it fits, and its later ACKs (at that edge) stay
+ * acceptable. Receiver SWS avoidance keeps the old edge unless it would
+ * move by min(max / 2, MSS). rcv_nxt moves by any amount, so the old edge
+ * may be unaligned; its rounded-down value can appear to retreat by less
+ * than one unit (RFC 7323 2.4), while rcv_adv keeps the farthest edge.
  *
- * Return: bytes
+ * Return: bytes, a multiple of the scale unit
  */
 static uint32_t tcp_wnd_calc(const struct tcp_sock *s)
 {
-	uint32_t cur = SEQ_GT(s->rcv_adv, s->rcv_nxt) ? s->rcv_adv - s->rcv_nxt : 0;
 	uint32_t unit = 1u << s->rcv_wscale, max = tcp_wnd_max(s);
-	uint32_t w = tcp_ring_space(&s->rcv), sws = max / 2;
+	uint32_t cur = tcp_wnd_adv(s), space = tcp_ring_space(&s->rcv);
+	uint32_t w = space < max ? space : max, sws = max / 2;
 
 	if (s->rcv_mss < sws)
 		sws = s->rcv_mss;
-	if (w > max)
-		w = max;
-	w &= ~(unit - 1);
 	if (w < cur + sws && w < max)
-		w = cur;
-	if (w < cur)
-		w = cur;
-	return (w + unit - 1) & ~(unit - 1);	/* cur may be unaligned */
+		w = cur;			/* SWS: keep the edge */
+	return w & ~(unit - 1);
 }
 
 /**
@@ -744,7 +759,7 @@ static void tcp_out_init(struct tcp_sock *s, struct tcp_out *o, uint32_t seq,
 	o->ack = s->rcv_nxt;
 	o->flags = flags | TCP_ACK;
 	o->wnd = (uint16_t)(w >> s->rcv_wscale);
-	s->rcv_adv = s->rcv_nxt + w;
+	s->rcv_adv = SEQ_MAX(s->rcv_adv, s->rcv_nxt + w);
 	s->ack_now = false;
 }
 
@@ -803,7 +818,7 @@ static void tcp_send_synack(struct net *n, struct tcp_sock *s)
 	tcp_out_init(s, &o, s->iss, TCP_SYN);
 	w = w > 65535 ? 65535 : w;		/* never scaled in a SYN */
 	o.wnd = (uint16_t)w;
-	s->rcv_adv = s->rcv_nxt + w;
+	s->rcv_adv = SEQ_MAX(s->rcv_adv, s->rcv_nxt + w);
 	o.opt[0] = TCP_OPT_MSS;
 	o.opt[1] = 4;
 	net_put_be16(o.opt + 2, s->rcv_mss);
@@ -1285,7 +1300,7 @@ static void tcp_sock_init(struct net *n, struct tcp_sock *s,
 	s->snd_wscale = s->ws_ok ? g->ws : 0;
 	s->rcv_wscale = s->ws_ok ? tcp_rcv_wscale(n->cfg.tcp_buf) : 0;
 	s->irs = g->seq;
-	s->rcv_nxt = g->seq + 1;
+	s->rcv_nxt = s->rcv_adv = g->seq + 1;
 	s->iss = tcp_isn(n->tcp, g);
 	s->snd_una = s->iss;
 	s->snd_nxt = s->snd_max = s->iss + 1;
@@ -1378,8 +1393,13 @@ static uint32_t tcp_rcv_space(const struct tcp_sock *s)
  * @s:		connection
  * @g:		segment
  *
- * With no space only seq == rcv_nxt passes (for its ACK and RST; its data
- * is trimmed later).
+ * The window is the free space, which covers every edge we advertised
+ * (tcp_wnd_calc), so a guest that sent up to our edge never has its ACKs
+ * refused. An empty segment may sit exactly on the right edge, as Linux
+ * accepts: a guest whose window is full sends its ACKs from there, and
+ * refusing them while our own buffer is full would leave both sides
+ * waiting forever. With no space only seq == rcv_nxt passes (for its ACK
+ * and RST; its data is trimmed).
  *
  * Return: true if the segment overlaps the receive window
  */
@@ -1388,10 +1408,10 @@ static bool tcp_acceptable(const struct tcp_sock *s, const struct tcp_seg *g)
 	uint32_t wnd = tcp_rcv_space(s), off = g->seq - s->rcv_nxt;
 	uint32_t slen = g->len + !!(g->flags & TCP_SYN) + !!(g->flags & TCP_FIN);
 
-	if (!wnd)
-		return g->seq == s->rcv_nxt;
 	if (!slen)
-		return off < wnd;
+		return off <= wnd;
+	if (!wnd)
+		return off == 0;
 	return off < wnd || off + slen - 1 < wnd;
 }
 
@@ -2162,7 +2182,7 @@ size_t tcp_readable(const struct tcp_conn *c)
  */
 static bool tcp_wnd_update_due(const struct tcp_sock *s)
 {
-	uint32_t cur = SEQ_GT(s->rcv_adv, s->rcv_nxt) ? s->rcv_adv - s->rcv_nxt : 0;
+	uint32_t cur = tcp_wnd_adv(s);
 
 	if (!tcp_receiving(s) || s->fin_rcvd)
 		return false;
@@ -2323,7 +2343,7 @@ void tcp_conn_info(const struct tcp_conn *c, struct tcp_conn_info *out)
 	out->snd_nxt = s->snd_nxt;
 	out->snd_wnd = s->snd_wnd;
 	out->rcv_nxt = s->rcv_nxt;
-	out->rcv_wnd = SEQ_GT(s->rcv_adv, s->rcv_nxt) ? s->rcv_adv - s->rcv_nxt : 0;
+	out->rcv_wnd = tcp_wnd_adv(s);
 	out->mss = s->snd_mss;
 	out->snd_wscale = s->snd_wscale;
 	out->rcv_wscale = s->rcv_wscale;

@@ -103,7 +103,8 @@ struct tcp_ooo {
  * @snd_wl1, @snd_wl2: segment seq/ack of the last window update
  * @cwnd, @ssthresh, @recover: congestion control (RFC 5681, 6582)
  * @irs, @rcv_nxt: receive sequence space
- * @rcv_adv:	right edge of the window we last advertised
+ * @rcv_adv:	farthest right edge we ever advertised (never beyond the
+ *		free space: see tcp_wnd_calc())
  * @fin_held_seq: sequence number of a FIN held beyond a hole
  * @srtt8, @rttvar8: RTT estimate (RFC 6298), milliseconds times 8
  * @rto:	retransmission timeout, ms (before backoff)

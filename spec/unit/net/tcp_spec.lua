@@ -369,6 +369,36 @@ describe("tcp data", function()
     assert.equal(4096 - 3000 + 1904, p.conn:readable())
   end)
 
+  it("never advertises more than it can store, so a full buffer still takes ACKs", function()
+    -- Odd-sized segments move rcv_nxt off the scale unit (32 bytes here);
+    -- rounding the window up would promise bytes that are then trimmed, and
+    -- the guest's ACKs, sent from that edge, would be refused for good.
+    local buf = 1024 * 1024
+    local h = harness { tcp_buf = buf }
+    local p, t = connect(h, { wscale = 7 })
+    local unit = 1 << t.options.wscale
+    local edge = p.seq + t.window               -- the SYN-ACK's window is unscaled
+    local size = 1459
+    while true do
+      local n = math.min(size, edge - p.seq)
+      if n <= 0 then break end
+      local r = p:send("PA", string.rep("q", n))
+      local last = r[#r]
+      assert.equal(p.seq, last.ack)             -- nothing trimmed
+      assert.is_true(last.window * unit <= buf - p.conn:readable())
+      edge = last.ack + last.window * unit
+      size = size == 1459 and 1001 or 1459
+    end
+    assert.is_true(p.conn:readable() > buf - unit)
+    h:take()
+    p.conn:write("reply")
+    assert.equal("reply", p:take(tcps(h:take())))
+    events(h)
+    p:send("A")                                 -- from the edge: must be taken
+    assert.equal(0, p.conn:info().send_queued)
+    assert.same({ "writable" }, events(h))
+  end)
+
   it("handles guest sequence numbers that wrap around 2^32", function()
     local h = harness()
     local p = connect(h, { isn = 0xfffffff0 })
