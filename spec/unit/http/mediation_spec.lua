@@ -1,0 +1,454 @@
+-- HTTP mediation without a VM: a scripted guest speaks Ethernet frames to
+-- core.netif over a socketpair (as QEMU would), through our TCP engine and
+-- the proxy, to the loopback server in spec/helpers/http_server.lua. Every
+-- wait is bounded; the guest side is lossless, so nothing depends on timing.
+local uv = require "luv"
+local core = require "gondolin.core"
+local gondolin = require "gondolin"
+local F = require "helpers.frames"
+local http_server = require "helpers.http_server"
+
+local WAIT = 10   -- seconds, a bound on every wait (never reached when things work)
+
+------------------------------------------------------------------ a scripted guest
+
+local Guest = {}
+Guest.__index = Guest
+
+local function new_guest(pol)
+  local host_fd, guest_fd = core.socketpair()
+  local g = setmetatable({ conns = {}, events = {}, dns = {}, next_port = 40000 }, Guest)
+  g.netif = core.netif(host_fd, {
+    policy = pol and pol._c,
+    on_event = function(ev) g.events[#g.events + 1] = ev end,
+  })
+  g.pipe = uv.new_pipe(false)
+  g.pipe:open(guest_fd)
+  local buf = ""
+  g.pipe:read_start(function(_, data)
+    if not data then return end
+    buf = buf .. data
+    while #buf >= 4 do
+      local len = string.unpack(">I4", buf)
+      if #buf < 4 + len then break end
+      g:_frame(buf:sub(5, 4 + len))
+      buf = buf:sub(5 + len)
+    end
+  end)
+  return g
+end
+
+function Guest:send(frame)
+  self.pipe:write(string.pack(">I4", #frame) .. frame)
+end
+
+-- Drive the loop until pred() holds (or WAIT seconds pass).
+function Guest:until_(pred)
+  local expired = false
+  local t = uv.new_timer()
+  t:start(WAIT * 1000, 0, function() expired = true end)
+  while not pred() and not expired do uv.run("once") end
+  t:close()
+  uv.run("nowait")
+  return pred()
+end
+
+function Guest:close()
+  self.netif:close()
+  if not self.pipe:is_closing() then self.pipe:close() end
+  uv.run("nowait")
+end
+
+local Conn = {}
+Conn.__index = Conn
+
+function Guest:_frame(frame)
+  local p = F.parse(frame)
+  if p.dns then self.dns[p.dns.id] = p.dns return end
+  local t = p.tcp
+  if not t then return end
+  local c = self.conns[t.dport]
+  if not c then return end
+  if t.rst then c.was_reset = true return end
+  if t.syn and t.ack_flag then
+    c.ack = (t.seq + 1) & 0xffffffff
+    c.seq = (c.seq + 1) & 0xffffffff
+    c.established = true
+    c:_ack()
+    return
+  end
+  if #t.payload > 0 or t.fin then
+    if t.seq == c.ack then
+      c.rx = c.rx .. t.payload
+      c.ack = (c.ack + #t.payload) & 0xffffffff
+      if t.fin then c.ack = (c.ack + 1) & 0xffffffff c.fin = true end
+    end
+    c:_ack()   -- cumulative: a duplicate re-acks what we have
+  end
+end
+
+--- Resolve a name through the stack's DNS.
+function Guest:resolve(name)
+  local id = math.random(1, 0xffff)
+  self:send(F.guest_udp(F.GW_IP, 33333, 53, F.dns_query(id, name)))
+  assert(self:until_(function() return self.dns[id] end), "no DNS answer")
+  return self.dns[id].answers[1].ip
+end
+
+--- Open a TCP connection to ip:port; waits for the handshake.
+function Guest:connect(ip, port)
+  self.next_port = self.next_port + 1
+  local c = setmetatable({ g = self, ip = ip, port = port, sport = self.next_port,
+                           seq = 1000, ack = 0, rx = "" }, Conn)
+  self.conns[c.sport] = c
+  self:send(F.guest_tcp(ip, c.sport, port, c.seq, 0, "S", 65535, F.tcp_opts { mss = 1460 }))
+  assert(self:until_(function() return c.established or c.was_reset end), "no SYN-ACK")
+  return c
+end
+
+function Conn:_ack()
+  self.g:send(F.guest_tcp(self.ip, self.sport, self.port, self.seq, self.ack, "A", 65535))
+end
+
+--- Send bytes, in segments of at most `seg` bytes (default 1400).
+function Conn:write(data, seg)
+  seg = seg or 1400
+  for i = 1, #data, seg do
+    local piece = data:sub(i, i + seg - 1)
+    self.g:send(F.guest_tcp(self.ip, self.sport, self.port, self.seq, self.ack, "PA", 65535, "", piece))
+    self.seq = (self.seq + #piece) & 0xffffffff
+  end
+end
+
+function Conn:shutdown()
+  self.g:send(F.guest_tcp(self.ip, self.sport, self.port, self.seq, self.ack, "FA", 65535))
+  self.seq = (self.seq + 1) & 0xffffffff
+end
+
+function Conn:abort()
+  self.g:send(F.guest_tcp(self.ip, self.sport, self.port, self.seq, self.ack, "RA", 65535))
+end
+
+--- Wait until the peer closed (FIN or RST); returns what was received.
+function Conn:read_all()
+  assert(self.g:until_(function() return self.fin or self.was_reset end), "connection did not end")
+  return self.rx
+end
+
+--- Wait until `n` complete responses (by counting status lines) arrived.
+function Conn:read_responses(pattern, n)
+  self.g:until_(function()
+    local _, k = self.rx:gsub(pattern, "")
+    return k >= n or self.fin or self.was_reset
+  end)
+  return self.rx
+end
+
+------------------------------------------------------------------ specs
+
+local function req(host, path, extra)
+  return ("GET %s HTTP/1.1\r\nHost: %s\r\n%s\r\n"):format(path, host, extra or "")
+end
+
+describe("HTTP mediation (no VM)", function()
+  local srv, g, events, ip, host
+
+  local function policy(o)
+    o = o or {}
+    local p = {
+      allow = o.allow or { "example.test" },
+      allow_internal = { "127.0.0.1:" .. srv.port },
+      resolve = { ["example.test"] = "127.0.0.1", ["other.test"] = "127.0.0.1",
+                  ["blocked.test"] = "127.0.0.1" },
+      on_event = function(ev) events[#events + 1] = ev end,
+    }
+    for k, v in pairs(o) do if k ~= "allow" then p[k] = v end end
+    return gondolin.policy(p)
+  end
+
+  local function start(o)
+    if o == false then g = new_guest(nil) else g = new_guest(policy(o)) end
+    ip = g:resolve("example.test")
+    host = "example.test:" .. srv.port
+  end
+
+  setup(function() srv = http_server.start() end)
+  teardown(function() srv:close() end)
+  before_each(function() events = {} end)
+  after_each(function()
+    if g then g:close() g = nil end
+    collectgarbage("collect")
+  end)
+
+  it("forwards a GET and streams the response back", function()
+    start()
+    local c = g:connect(ip, srv.port)
+    c:write(req(host, "/hello", "Connection: close\r\n"))
+    local rx = c:read_all()
+    assert.matches("^HTTP/1.1 200 OK\r\n", rx)
+    assert.matches("\r\n\r\nhello, world\n$", rx)
+    assert.equal("allow", g.events[1].decision)
+    assert.equal("example.test", g.events[1].rule)
+  end)
+
+  it("parses a head that arrives one byte per segment", function()
+    start()
+    local c = g:connect(ip, srv.port)
+    c:write(req(host, "/hello", "Connection: close\r\n"), 1)
+    assert.matches("hello, world\n$", c:read_all())
+  end)
+
+  it("answers pipelined requests in order on one connection", function()
+    start()
+    local c = g:connect(ip, srv.port)
+    c:write(req(host, "/bytes/3000") .. req(host, "/hello") .. req(host, "/echo", "Connection: close\r\n"), 7)
+    local rx = c:read_all()
+    local _, n = rx:gsub("HTTP/1.1 200 OK\r\n", "")
+    assert.equal(3, n)
+    assert.is_true(rx:find("hello, world", 1, true) < rx:find("GET /echo", 1, true))
+    assert.equal(g.events[1].flow, g.events[3].flow)
+  end)
+
+  it("forwards Content-Length and chunked request bodies with our framing", function()
+    start()
+    local c = g:connect(ip, srv.port)
+    c:write("POST /echo HTTP/1.1\r\nHost: " .. host .. "\r\nContent-Length: 11\r\n\r\nhello world" ..
+      "POST /echo HTTP/1.1\r\nHost: " .. host .. "\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n" ..
+      "5;ext=1\r\nhello\r\n6\r\n world\r\n0\r\nTrailer: x\r\n\r\n")
+    local rx = c:read_all()
+    assert.matches("Content%-Length: 11\n\nhello world", rx)
+    assert.matches("Transfer%-Encoding: chunked\n\nhello world", rx)
+    assert.is_nil(rx:find("ext=1", 1, true))
+    assert.is_nil(rx:find("Trailer: x", 1, true))
+  end)
+
+  it("re-frames a chunked upstream response", function()
+    start()
+    local c = g:connect(ip, srv.port)
+    c:write(req(host, "/chunked/2500", "Connection: close\r\n"))
+    local rx = c:read_all()
+    local body = rx:match("\r\n\r\n(.*)$")
+    local plain, rest = {}, body
+    while true do
+      local size, after = rest:match("^(%x+)\r\n()")
+      size = tonumber(size, 16)
+      if size == 0 then break end
+      plain[#plain + 1] = rest:sub(after, after + size - 1)
+      rest = rest:sub(after + size + 2)
+    end
+    assert.equal(2500, #table.concat(plain))
+  end)
+
+  for _, case in ipairs {
+    { "CL and TE", "Content-Length: 3\r\nTransfer-Encoding: chunked\r\n", 400 },
+    { "two Content-Length", "Content-Length: 3\r\nContent-Length: 3\r\n", 400 },
+    { "obs-fold", "X-A: 1\r\n  folded\r\n", 400 },
+    { "a coding before chunked", "Transfer-Encoding: gzip, chunked\r\n", 501 },
+    { "Expect other than 100-continue", "Expect: bananas\r\n", 417 },
+  } do
+    it("refuses a smuggling shape (" .. case[1] .. ") with " .. case[3] .. " and closes", function()
+      start()
+      local c = g:connect(ip, srv.port)
+      local n = #srv.requests
+      c:write(req(host, "/hello", case[2]))
+      local rx = c:read_all()
+      assert.matches("^HTTP/1.1 " .. case[3] .. " ", rx)
+      assert.matches("Connection: close", rx)
+      assert.equal(n, #srv.requests)
+    end)
+  end
+
+  it("refuses a bare LF and a huge chunk size", function()
+    start()
+    local c = g:connect(ip, srv.port)
+    c:write("GET /hello HTTP/1.1\nHost: " .. host .. "\n\n")
+    assert.matches("^HTTP/1.1 400 ", c:read_all())
+    c = g:connect(ip, srv.port)
+    c:write("POST /echo HTTP/1.1\r\nHost: " .. host .. "\r\nTransfer-Encoding: chunked\r\n\r\n" ..
+      "fffffffffffffffff\r\n")
+    assert.matches("^HTTP/1.1 400 ", c:read_all())
+  end)
+
+  it("answers a head over 64 KiB with 431", function()
+    start()
+    local c = g:connect(ip, srv.port)
+    c:write("GET /hello HTTP/1.1\r\nHost: " .. host .. "\r\nX-Big: " .. string.rep("a", 70000))
+    assert.matches("^HTTP/1.1 431 ", c:read_all())
+  end)
+
+  it("denies everything without a policy", function()
+    start(false)
+    local c = g:connect(ip, srv.port)
+    c:write(req(host, "/hello"))
+    assert.matches("^HTTP/1.1 403 Forbidden\r\n", c:read_all())
+  end)
+
+  it("refuses a Host that differs from the name dialled (421)", function()
+    start({ allow = { "example.test", "other.test" } })
+    local c = g:connect(ip, srv.port)
+    c:write(req("other.test:" .. srv.port, "/hello"))
+    assert.matches("^HTTP/1.1 421 ", c:read_all())
+  end)
+
+  it("refuses a blocked address unless an exception names it", function()
+    start({ allow = { "blocked.test" }, allow_internal = { "127.0.0.1:1" } })
+    local bip = g:resolve("blocked.test")
+    local c = g:connect(bip, srv.port)
+    c:write(req("blocked.test:" .. srv.port, "/hello"))
+    local rx = c:read_all()
+    assert.matches("^HTTP/1.1 403 ", rx)
+    assert.matches("127.0.0.0/8 loopback", rx, 1, true)
+  end)
+
+  it("answers 502 when the server refuses the connection", function()
+    local closed = uv.new_tcp()
+    closed:bind("127.0.0.1", 0)
+    local dead_port = closed:getsockname().port
+    closed:close()
+    g = new_guest(gondolin.policy { allow = { "example.test" },
+      allow_internal = { "127.0.0.1:" .. dead_port }, resolve = { ["example.test"] = "127.0.0.1" } })
+    ip = g:resolve("example.test")
+    local c = g:connect(ip, dead_port)
+    c:write(req("example.test:" .. dead_port, "/hello"))
+    assert.matches("^HTTP/1.1 502 ", c:read_all())
+  end)
+
+  it("reuses the upstream connection across guest connections", function()
+    start()
+    local before = srv.connections
+    for _ = 1, 3 do
+      local c = g:connect(ip, srv.port)
+      c:write(req(host, "/hello", "Connection: close\r\n"))
+      assert.matches("hello, world", c:read_all())
+    end
+    assert.equal(before + 1, srv.connections)
+    assert.is_true(g.events[3].reused)
+  end)
+
+  it("survives the guest resetting in the middle of a response", function()
+    start()
+    local c = g:connect(ip, srv.port)
+    c:write(req(host, "/bytes/2000000"))
+    g:until_(function() return #c.rx > 10000 end)
+    c:abort()
+    g:until_(function() return #g.events > 0 end)
+    assert.equal("error", g.events[1].decision)
+    local c2 = g:connect(ip, srv.port)
+    c2:write(req(host, "/hello", "Connection: close\r\n"))
+    assert.matches("hello, world", c2:read_all())
+  end)
+
+  it("closes after the responses when the guest half-closes", function()
+    start()
+    local c = g:connect(ip, srv.port)
+    c:write(req(host, "/hello") .. req(host, "/hello"))
+    c:shutdown()
+    local rx = c:read_all()
+    local _, n = rx:gsub("hello, world", "")
+    assert.equal(2, n)
+    assert.is_true(c.fin)
+  end)
+
+  describe("secrets", function()
+    local p
+
+    before_each(function()
+      p = policy { allow = { "example.test", "other.test" },
+                   secrets = { KEY = { hosts = { "example.test" }, value = "real-secret-42" } } }
+      g = new_guest(p)
+      ip = g:resolve("example.test")
+      host = "example.test:" .. srv.port
+    end)
+
+    it("substitutes toward the secret's host and masks the echo", function()
+      local c = g:connect(ip, srv.port)
+      c:write(req(host, "/echo", "X-Key: k=" .. p.placeholders.KEY .. "\r\nConnection: close\r\n"))
+      local rx = c:read_all()
+      assert.equal("k=real-secret-42", srv:last("^/echo$").headers["x-key"])
+      assert.matches("X-Key: k=" .. p.placeholders.KEY, rx, 1, true)
+      assert.is_nil(rx:find("real-secret-42", 1, true))
+    end)
+
+    it("refuses the placeholder toward another host", function()
+      local oip = g:resolve("other.test")
+      local c = g:connect(oip, srv.port)
+      c:write(req("other.test:" .. srv.port, "/echo", "X-Key: " .. p.placeholders.KEY .. "\r\n"))
+      local rx = c:read_all()
+      assert.matches("^HTTP/1.1 403 ", rx)
+      assert.matches("secret KEY", rx, 1, true)
+    end)
+
+    it("masks a value split across many small upstream chunks", function()
+      local c = g:connect(ip, srv.port)
+      c:write(req(host, "/header/X-A/real-secret-42", "Connection: close\r\n"))
+      local rx = c:read_all()
+      assert.is_nil(rx:find("real-secret-42", 1, true))
+      assert.matches("value=" .. p.placeholders.KEY, rx, 1, true)
+    end)
+  end)
+
+  describe("hooks", function()
+    local seen
+
+    before_each(function()
+      seen = {}
+      g = new_guest(policy {
+        on_request = function(r)
+          seen[#seen + 1] = r.path
+          if r.path == "/deny" then return r:deny() end
+          if r.path == "/answer" then return r:respond(200, { ["X-Hook"] = "yes" }, "from hook") end
+          if r.path == "/wait" then gondolin.sleep(0.01) r.path = "/hello" end
+          if r.path == "/raise" then error("broken hook") end
+          if r.path == "/body" then r:set_body("[" .. r:body() .. "]") r.path = "/echo" end
+          if r.path == "/elsewhere" then r.host = "other.test" end
+        end,
+        on_response = function(res, r)
+          if r.path == "/hello" then res.headers["X-Seen"] = "1" end
+        end,
+      })
+      ip = g:resolve("example.test")
+      host = "example.test:" .. srv.port
+    end)
+
+    local function exchange(path, extra, body)
+      local c = g:connect(ip, srv.port)
+      c:write(("%s %s HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n%s\r\n%s"):format(
+        body and "POST" or "GET", path, host, extra or "", body or ""))
+      return c:read_all()
+    end
+
+    it("denies and answers from the hook", function()
+      assert.matches("^HTTP/1.1 403 ", exchange "/deny")
+      local rx = exchange "/answer"
+      assert.matches("^HTTP/1.1 200 OK\r\n", rx)
+      assert.matches("X%-Hook: yes", rx)
+      assert.matches("from hook$", rx)
+    end)
+
+    it("resumes the flow after the hook waited", function()
+      local rx = exchange "/wait"
+      assert.matches("X%-Seen: 1", rx)
+      assert.matches("hello, world\n$", rx)
+    end)
+
+    it("buffers the body for the hook and sends its replacement", function()
+      local rx = exchange("/body", "Content-Length: 5\r\n", "abcde")
+      assert.equal("[abcde]", srv:last("^/echo$").body)
+      assert.matches("\n%[abcde%]$", rx)
+    end)
+
+    it("fails closed with 502 when the hook raises", function()
+      local real = io.stderr
+      io.stderr = { write = function() end }
+      local ok, rx = pcall(exchange, "/raise")
+      io.stderr = real
+      assert.is_true(ok, rx)
+      assert.matches("^HTTP/1.1 502 ", rx)
+      assert.matches("broken hook", rx, 1, true)
+    end)
+
+    it("checks a host the hook changed against the allowlist", function()
+      assert.matches("^HTTP/1.1 403 ", exchange "/elsewhere")
+    end)
+  end)
+end)
