@@ -805,6 +805,10 @@ static void new_class(lua_State *L, const char *name, const luaL_Reg *meta,
 	lua_pop(L, 1);
 }
 
+/**
+ * api_open_hook() - register core.policy_compile and the metatables
+ * @L:		Lua state, the core table on top
+ */
 void api_open_hook(lua_State *L)
 {
 	new_class(L, POLICY_MT, policy_meta, policy_methods);

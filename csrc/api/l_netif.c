@@ -491,6 +491,14 @@ static void on_tcp_event(void *ud, struct tcp_conn *c, enum tcp_event ev)
 
 /* ---- frames in and out ---- */
 
+/**
+ * on_output() - queue one frame for QEMU, behind its 4-byte length
+ * @ud:		interface
+ * @frame:	Ethernet frame
+ * @len:	its length
+ *
+ * Dropped and counted when the fill buffer is full (a full NIC ring).
+ */
 static void on_output(void *ud, const uint8_t *frame, size_t len)
 {
 	struct netif *nif = ud;
@@ -509,12 +517,22 @@ static void on_output(void *ud, const uint8_t *frame, size_t len)
 	nif->tx_len[0] += 4 + len;
 }
 
+/**
+ * on_log() - the stack's diagnostics (dropped: counters tell the story)
+ * @ud:		interface
+ * @msg:	one line
+ */
 static void on_log(void *ud, const char *msg)
 {
 	(void)ud;
 	(void)msg;	/* counters carry the story; keep the loop quiet */
 }
 
+/**
+ * on_written() - the frames in flight reached QEMU's socket
+ * @req:	write request
+ * @status:	0 or a libuv error
+ */
 static void on_written(uv_write_t *req, int status)
 {
 	struct netif *nif = req->data;
@@ -561,6 +579,12 @@ static void netif_flush(struct netif *nif)
 	}
 }
 
+/**
+ * on_alloc() - read into the free end of the input buffer
+ * @handle:	the pipe
+ * @hint:	ignored
+ * @buf:	output
+ */
 static void on_alloc(uv_handle_t *handle, size_t hint, uv_buf_t *buf)
 {
 	struct netif *nif = handle->data;
@@ -571,6 +595,12 @@ static void on_alloc(uv_handle_t *handle, size_t hint, uv_buf_t *buf)
 
 static void netif_shut(struct netif *nif);
 
+/**
+ * on_read() - frames from QEMU: every complete one goes to net_input()
+ * @s:		the pipe
+ * @n:		bytes read, or a libuv error
+ * @buf:	the buffer on_alloc() gave
+ */
 static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
 {
 	struct netif *nif = s->data;
@@ -606,6 +636,10 @@ static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
 
 /* ---- timers ---- */
 
+/**
+ * on_timer() - the stack's timers and the sniff deadlines
+ * @t:		the interface's timer
+ */
 static void on_timer(uv_timer_t *t)
 {
 	struct netif *nif = t->data;
@@ -760,6 +794,13 @@ static int lnetif_new(lua_State *L)
 	return 1;
 }
 
+/**
+ * check_netif() - the open interface at @idx
+ * @L:		Lua state
+ * @idx:	stack index
+ *
+ * Return: it (raises when closed).
+ */
 static struct netif *check_netif(lua_State *L, int idx)
 {
 	struct netif **p = luaL_checkudata(L, idx, NETIF_MT);
@@ -830,6 +871,10 @@ static const luaL_Reg netif_meta[] = {
 	{ NULL, NULL }
 };
 
+/**
+ * api_open_netif() - register core.netif and core.flow_classify
+ * @L:		Lua state, the core table on top
+ */
 void api_open_netif(lua_State *L)
 {
 	luaL_newmetatable(L, NETIF_MT);

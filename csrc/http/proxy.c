@@ -1652,8 +1652,8 @@ static bool px_response_head(struct proxy *px)
 	size_t n, avail = px->rlen - px->roff;
 	int rc;
 
-	if (avail == 0)
-		return false;
+	if (avail == 0 || px->olen != px->ooff)
+		return false;		/* a head goes out after what is staged */
 	rc = http1_parse_response(px->rbuf + px->roff, avail, x->rparse_last,
 				  x->req.meth, rs);
 	if (rc == 0) {
@@ -2672,7 +2672,7 @@ static bool px_step(struct proxy *px)
 		moved = px_idle(px) || moved;
 		break;
 	case PX_HOOK_REQ:
-		if (x->done)
+		if (x->done && px->olen == px->ooff)	/* it may emit a head */
 			apply_request_hook(px), moved = true;
 		else if (x->want_body)
 			moved = buffer_request_body(px) || moved;
@@ -2682,7 +2682,7 @@ static bool px_step(struct proxy *px)
 			connect_result(px), moved = true;
 		break;
 	case PX_HOOK_RES:
-		if (x->done)
+		if (x->done && px->olen == px->ooff)
 			apply_response_hook(px), moved = true;
 		else if (x->want_rbody)
 			moved = buffer_response_body(px) || moved;
