@@ -313,7 +313,12 @@ describe("HTTP mediation hooks #vm", function()
   end)
 
   it("fails closed with 502 when a hook raises", function()
-    local r = sh "wget -qO- http://example.test:PORT/boom; echo rc=$?"
+    local real, said = io.stderr, {}
+    io.stderr = { write = function(_, ...) for _, x in ipairs { ... } do said[#said + 1] = x end end }
+    local ok, r = pcall(sh, "wget -qO- http://example.test:PORT/boom; echo rc=$?")
+    io.stderr = real
+    assert.is_true(ok, r)
     assert.matches("502", r.stderr)
+    assert.matches("hook bug", table.concat(said), 1, true)   -- reported
   end)
 end)
