@@ -220,6 +220,42 @@ describe("tcp handshake", function()
     assert.equal("SYN_RECEIVED", h.conns[1]:info().state)
   end)
 
+  it("ends a handshake on an in-window RST", function()
+    local h = harness()
+    local p = peer(h)
+    p:send("S")
+    assert.same({}, p:send("R"))
+    assert.same({ "reset", "closed" }, events(h))
+    assert.equal(0, h.net:tcp_gauges().conns)
+  end)
+
+  it("replaces a half-open connection when a SYN with a new ISN arrives", function()
+    local h = harness()
+    local p = peer(h, { isn = 100 })
+    p:send("S")
+    local r = p:send("S", "", { seq = 900000 })
+    assert.equal(1, #r)
+    assert.is_true(r[1].syn and r[1].ack_flag)
+    assert.equal(900001, r[1].ack)
+    assert.same({ "reset", "closed" }, events(h))   -- the first attempt
+    assert.equal(2, #h.conns)
+    assert.equal(1, h.net:tcp_gauges().half_open)
+  end)
+
+  it("sends our FIN once established when shut down during the handshake", function()
+    local h = harness()
+    local p = peer(h)
+    local synack = p:send("S")[1]
+    h.conns[1]:shutdown()
+    assert.same({}, tcps(h:take()))
+    p.ack = synack.seq + 1
+    local r = p:send("A")
+    assert.equal(1, #r)
+    assert.is_true(r[1].fin)
+    assert.same({ "established" }, events(h))
+    assert.equal("FIN_WAIT_1", h.conns[1]:info().state)
+  end)
+
   it("drops segments with a bad checksum", function()
     local h = harness()
     local p = peer(h)
@@ -278,6 +314,31 @@ describe("tcp data", function()
     assert.equal(2500, #more)
     more = p:take(p:send("A"))
     assert.equal(1000, #more)
+  end)
+
+  it("takes what fits on a full send buffer and says when there is room again", function()
+    local h = harness { tcp_buf = 4096 }
+    local p = connect(h, { mss = 1000 })
+    p.wnd = 1000
+    p:send("A")
+    h:take()
+    assert.equal(4096, p.conn:write(string.rep("b", 10000)))
+    assert.equal(0, p.conn:writable())
+    assert.equal(0, p.conn:write("more"))
+    assert.equal(1000, #p:take(tcps(h:take())))
+    p:send("A")
+    assert.same({ "writable" }, events(h))
+    assert.equal(1000, p.conn:writable())
+  end)
+
+  it("answers an ACK of data never sent with an ACK, and ignores it", function()
+    local h = harness()
+    local p = connect(h)
+    local r = p:send("A", "", { ack = p.ack + 1000 })
+    assert.equal(1, #r)
+    assert.equal(p.ack, r[1].seq)
+    assert.equal(0, p.conn:info().snd_una - p.conn:info().iss - 1)
+    assert.equal("ESTABLISHED", p.conn:info().state)
   end)
 
   it("honours the guest's window scale", function()
@@ -541,6 +602,24 @@ describe("tcp close", function()
     assert.equal("TIME_WAIT", p.conn:info().state)
   end)
 
+  it("lets a SYN with a newer sequence number reuse a 4-tuple in TIME_WAIT", function()
+    local h = harness()
+    local p = connect(h)
+    p.conn:shutdown()
+    p:take(tcps(h:take()))
+    p:send("FA")
+    assert.equal("TIME_WAIT", p.conn:info().state)
+    events(h)
+    local old = p.conn
+    assert.same({}, p:send("R"))               -- RFC 1337: ignored
+    assert.equal("TIME_WAIT", old:info().state)
+    local r = p:send("S", "", { seq = p.seq + 100000 })
+    assert.equal(1, #r)
+    assert.is_true(r[1].syn and r[1].ack_flag)
+    assert.same({ "closed" }, events(h, old))
+    assert.equal(2, #h.conns)
+  end)
+
   it("recycles a TIME_WAIT slot for a new SYN when the table is full", function()
     local h = harness { max_tcp = 1, max_half_open = 1 }
     local p = connect(h)
@@ -717,6 +796,25 @@ describe("tcp timers", function()
     assert.is_true(r[#r].psh)
     p:send("A")
     assert.is_true(h.net:next_timer() > h.now + 60000)
+  end)
+
+  it("gives up when window probes draw no answer", function()
+    local h = harness()
+    local p = connect(h)
+    p.wnd = 0
+    p:send("A")
+    p.conn:write("stuck")
+    events(h)
+    local probes, last = 0, nil
+    while h.net:next_timer() and h.net:next_timer() < 600000 do
+      for _, t in ipairs(at(h, h.net:next_timer())) do
+        if #t.payload == 1 then probes = probes + 1 end
+        last = t
+      end
+    end
+    assert.equal(8, probes)
+    assert.is_true(last.rst)
+    assert.same({ "reset", "closed" }, events(h))
   end)
 
   it("resets an established connection after the idle timeout", function()
