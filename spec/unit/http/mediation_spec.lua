@@ -300,6 +300,40 @@ describe("HTTP mediation (no VM)", function()
     assert.matches("127.0.0.0/8 loopback", rx, 1, true)
   end)
 
+  -- The host's resolver path (no resolve entry) needs a name the system
+  -- resolves to loopback without a network: this machine's own hostname
+  -- usually is one (/etc/hosts); the specs are skipped where it is not.
+  local function loopback_hostname()
+    local name = uv.os_gethostname()
+    local res = name and uv.getaddrinfo(name, nil, { socktype = "stream", family = "inet" })
+    if name and name:match("^[%w-]+$") and res and res[1] and res[1].addr:match("^127%.") then
+      return name:lower()
+    end
+  end
+
+  it("resolves on the host and connects only to a checked address", function()
+    local name = loopback_hostname()
+    if not name then pending("the hostname does not resolve to loopback here") return end
+    g = new_guest(gondolin.policy { allow = { name },
+      allow_internal = { "127.0.0.1:" .. srv.port },
+      on_event = function(ev) events[#events + 1] = ev end })
+    local c = g:connect(g:resolve(name), srv.port)
+    c:write(req(name .. ":" .. srv.port, "/hello", "Connection: close\r\n"))
+    assert.matches("hello, world", c:read_all())
+    assert.equal("127.0.0.1", g.events[1].upstream)
+  end)
+
+  it("answers 403 when every address a name resolves to is blocked", function()
+    local name = loopback_hostname()
+    if not name then pending("the hostname does not resolve to loopback here") return end
+    g = new_guest(gondolin.policy { allow = { name } })
+    local c = g:connect(g:resolve(name), srv.port)
+    c:write(req(name .. ":" .. srv.port, "/hello"))
+    local rx = c:read_all()
+    assert.matches("^HTTP/1.1 403 ", rx)
+    assert.matches("127.0.0.0/8 loopback", rx, 1, true)
+  end)
+
   it("answers 502 when the server refuses the connection", function()
     local closed = uv.new_tcp()
     closed:bind("127.0.0.1", 0)
