@@ -21,6 +21,14 @@ options for exec and bash:
   --cwd DIR          working directory in the guest
   --timeout SECONDS  kill the command after this long (exec only)
   --console          copy the guest's serial console to stderr
+
+network policy (deny by default: with no --allow-host nothing leaves):
+  --allow-host PATTERN        host the guest may reach over HTTP: a.b, *.a.b, a.b:PORT (repeatable)
+  --allow-internal HOST:PORT  let this exact host:port through the private-range block (repeatable)
+  --resolve HOST=IP           resolve HOST to IP on the host side, like curl --resolve (repeatable)
+  --secret NAME@HOSTS=ENVVAR  the guest sees $NAME as a placeholder; the host sends the value of
+                              $ENVVAR instead, only to HOSTS (comma-separated patterns) (repeatable)
+  --audit FILE                append one JSON line per network decision to FILE
 ]]
 
 local function die(msg)
@@ -32,7 +40,17 @@ end
 local flag_pat = lpeg.P "--" * lpeg.C((lpeg.P(1) - "=") ^ 1) * ("=" * lpeg.C(lpeg.P(1) ^ 0)) ^ -1 * -1
 
 local VALUE_FLAGS = { image = true, memory = true, cpus = true, accel = true, env = true,
-                      cwd = true, timeout = true }
+                      cwd = true, timeout = true, ["allow-host"] = true, ["allow-internal"] = true,
+                      resolve = true, secret = true, audit = true }
+local LIST_FLAGS = { env = true, ["allow-host"] = true, ["allow-internal"] = true,
+                     resolve = true, secret = true }
+
+-- --secret NAME@HOST[,HOST...]=ENVVAR
+local ident = (lpeg.R("az", "AZ") + "_") * (lpeg.R("az", "AZ", "09") + "_") ^ 0
+local host_list = lpeg.Ct(lpeg.C((lpeg.P(1) - lpeg.S ",=") ^ 1) * ("," * lpeg.C((lpeg.P(1) - lpeg.S ",=") ^ 1)) ^ 0)
+local secret_pat = lpeg.C(ident) * "@" * host_list * "=" * lpeg.C(ident) * -1
+-- --resolve HOST=IP
+local resolve_pat = lpeg.C((lpeg.P(1) - "=") ^ 1) * "=" * lpeg.C(lpeg.P(1) ^ 1) * -1
 local BOOL_FLAGS = { console = true }
 
 local function flag_list()
@@ -45,7 +63,7 @@ end
 
 --- Parse `[OPTIONS] [-- CMD...]`; returns opts, cmd (list) or nil, err.
 function M.parse(args, first)
-  local opts, env, cmd = {}, {}, {}
+  local opts, cmd, lists = {}, {}, {}
   local i = first
   while i <= #args do
     local a = args[i]
@@ -65,11 +83,16 @@ function M.parse(args, first)
         value = args[i]
         if value == nil then return nil, ("option --%s needs a value"):format(name) end
       end
-      if name == "env" then
-        if not require("gondolin.check").env_pattern:match(value) then
-          return nil, ("--env expects NAME=value, got '%s'"):format(value)
-        end
-        env[#env + 1] = value
+      if name == "env" and not require("gondolin.check").env_pattern:match(value) then
+        return nil, ("--env expects NAME=value, got '%s'"):format(value)
+      elseif name == "secret" and not secret_pat:match(value) then
+        return nil, ("--secret expects NAME@HOST[,HOST...]=ENVVAR, got '%s'"):format(value)
+      elseif name == "resolve" and not resolve_pat:match(value) then
+        return nil, ("--resolve expects HOST=IP, got '%s'"):format(value)
+      end
+      if LIST_FLAGS[name] then
+        lists[name] = lists[name] or {}
+        table.insert(lists[name], value)
       elseif name == "cpus" or name == "timeout" then
         local n = tonumber(value)
         if not n then return nil, ("--%s expects a number, got '%s'"):format(name, value) end
@@ -84,13 +107,32 @@ function M.parse(args, first)
     end
     i = i + 1
   end
-  opts.env = env
+  for name in pairs(LIST_FLAGS) do opts[name] = lists[name] or {} end
   return opts, cmd
+end
+
+-- The policy the network flags describe (deny by default).
+local function cli_policy(opts)
+  local p = { allow = opts["allow-host"], allow_internal = opts["allow-internal"], resolve = {},
+              secrets = {}, audit = opts.audit }
+  for _, r in ipairs(opts.resolve) do
+    local host, ip = resolve_pat:match(r)
+    p.resolve[host] = ip
+  end
+  for _, s in ipairs(opts.secret) do
+    local name, hosts, var = secret_pat:match(s)
+    local value = os.getenv(var)
+    if not value then
+      error(("gondolin: --secret %s: environment variable %s is not set"):format(name, var), 0)
+    end
+    p.secrets[name] = { hosts = hosts, value = value }
+  end
+  return gondolin.policy(p)
 end
 
 local function vm_options(opts)
   return { image = opts.image, memory = opts.memory, cpus = opts.cpus, accel = opts.accel,
-           console = opts.console and "stderr" or nil }
+           console = opts.console and "stderr" or nil, policy = cli_policy(opts) }
 end
 
 local function exit_status(r)
@@ -273,7 +315,12 @@ function M.main(args)
   end)
   if not ok then
     uv.tty_reset_mode()
-    io.stderr:write(tostring(res):match("^gondolin: ") and "" or "gondolin: ", tostring(res), "\n")
+    res = tostring(res)
+    -- our own errors (bad flags, bad policy, boot failure) are one line,
+    -- without the position or traceback the raise added
+    res = res:gsub("\nstack traceback:.*$", "")
+    res = res:match("^.-(gondolin: .*)$") or "gondolin: " .. res
+    io.stderr:write(res, "\n")
     return 1
   end
   return res

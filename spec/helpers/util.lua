@@ -45,4 +45,38 @@ function M.sh(cmd)
   return rc, (out:gsub("__rc=%d+%s*$", ""))
 end
 
+--- Run argv as a child while the loop keeps running (servers in this
+-- process keep serving); returns exit code, stdout, stderr.
+function M.run(argv, env)
+  local sched = require "gondolin.sched"
+  local out, err = uv.new_pipe(false), uv.new_pipe(false)
+  local chunks = { out = {}, err = {} }
+  local done, left = sched.event(), 3
+  local code
+  local function finish() left = left - 1 if left == 0 then sched.fire(done) end end
+  local args = {}
+  for i = 2, #argv do args[#args + 1] = argv[i] end
+  local child_env
+  if env then
+    child_env = {}
+    for k, v in pairs(env) do child_env[#child_env + 1] = k .. "=" .. v end
+    for _, k in ipairs { "PATH", "HOME", "XDG_CACHE_HOME", "LUA_PATH", "LUA_CPATH", "GONDOLIN_CPATH" } do
+      if os.getenv(k) and not env[k] then child_env[#child_env + 1] = k .. "=" .. os.getenv(k) end
+    end
+  end
+  local h = uv.spawn(argv[1], { args = args, stdio = { nil, out, err }, env = child_env },
+    function(c) code = c finish() end)
+  assert(h, "cannot start " .. argv[1])
+  for name, pipe in pairs { out = out, err = err } do
+    pipe:read_start(function(_, data)
+      if data then chunks[name][#chunks[name] + 1] = data
+      else pipe:close() finish() end
+    end)
+  end
+  sched.wait(done, 120)
+  h:close()
+  sched.flush()
+  return code, table.concat(chunks.out), table.concat(chunks.err)
+end
+
 return M
