@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* tcp.c - the TCP engine: the host is the passive end of every guest connection */
+/* tcp.c - the TCP engine: the host as the passive end of guest connections */
 
 /*
  * Theory of Operation
@@ -68,11 +68,11 @@
  * silly-window avoidance (RFC 9293 3.8.6.2.2: the right edge moves only by
  * min(buffer / 2, MSS) or more) and never beyond the free space, so a
  * well-behaved guest is never trimmed and its ACKs, sent from the edge we
- * showed it, are always acceptable (tcp_wnd_calc, tcp_acceptable). When tcp_read() frees
- * enough space while the guest's window is below half the maximum, a
- * window update goes out. Every segment that carries data or needs an
- * answer makes an ACK owed; at most one ACK goes out per input segment,
- * and none when a data segment we send carries it.
+ * showed it, are always acceptable (tcp_wnd_calc, tcp_acceptable). When
+ * tcp_read() frees enough space while the guest's window is below half
+ * the maximum, a window update goes out. Every segment that carries data
+ * or needs an answer makes an ACK owed; at most one ACK goes out per input
+ * segment, and none when a data segment we send carries it.
  *
  * Host -> guest data
  *
@@ -100,10 +100,11 @@
  * only peer is our own guest on a lossless link); FIN_WAIT_2 may last
  * while the guest keeps sending (a half-close), but at most
  * TCP_FIN_WAIT2_MS without progress. A graceful end never discards bytes
- * the embedder has not read: LAST_ACK then goes to TIME_WAIT, and TIME_WAIT
- * is extended, while reads continue. An in-window RST with seq == rcv_nxt ends the
- * connection (TCP_EV_RESET, TCP_EV_CLOSED); other in-window RSTs and SYNs
- * get a challenge ACK (RFC 5961); RSTs in TIME_WAIT are ignored (RFC 1337).
+ * the embedder has not read: LAST_ACK then goes to TIME_WAIT, and
+ * TIME_WAIT is extended, while reads continue. An in-window RST with
+ * seq == rcv_nxt ends the connection (TCP_EV_RESET, TCP_EV_CLOSED); other
+ * in-window RSTs and SYNs get a challenge ACK (RFC 5961); RSTs in
+ * TIME_WAIT are ignored (RFC 1337).
  * tcp_abort() sends RST and ends with TCP_EV_CLOSED alone. A segment for no
  * connection is answered by RST: seq = its ack when it has ACK set, else
  * RST|ACK with ack = seq + length (SYN and FIN count one).
@@ -126,13 +127,22 @@
  * progress + TCP_IDLE_MS, or TCP_FIN_WAIT2_MS in FIN_WAIT_2, in the
  * synchronized states: progress is data or a FIN taken in order, an ACK of
  * new data, a window change or a tcp_read(), so a peer that only answers
- * probes with a zero window is still reclaimed). The earliest of the three keys a min-heap (tcp_buf.c), so
- * tcp_next_timer() is its top and tcp_timer() pops what is due.
+ * probes with a zero window is still reclaimed). The earliest of the three
+ * keys a min-heap (tcp_buf.c), so tcp_next_timer() is its top and
+ * tcp_timer() pops what is due.
+ *
+ * Not done
+ *
+ * No SACK (neither sent nor understood), so a burst of losses is
+ * repaired one hole per round trip or by the retransmission timer: the
+ * virtio link does not lose frames unless the embedder's transmit queue
+ * overflows. No delayed ACKs, no timestamps, no urgent data (URG bytes are
+ * ordinary bytes), no Fast Open. tcp_test_isn() lets tests choose our next
+ * ISN (e.g. near 2^32); nothing else can.
  */
 
 #include <errno.h>
 #include <fcntl.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* tcp_buf.c - the TCP engine's bounded data structures: rings, reassembly, timer heap */
+/* tcp_buf.c - the TCP engine's bounded rings, reassembly ranges, timer heap */
 
 /*
  * Theory of Operation
