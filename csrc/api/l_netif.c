@@ -419,7 +419,8 @@ static void flow_sniff(struct flow *f)
 		f->px = proxy_new(&nif->px, f->c, f->id, f->buf, f->n);
 		f->deadline = NETIF_NO_DEADLINE;
 		if (!f->px)
-			flow_refuse(f, "http", "out of memory", NULL);
+			flow_refuse(f, "http", nif->px.nflows >= PROXY_MAX_FLOWS ?
+				    "too many HTTP flows at once" : "out of memory", NULL);
 	} else if (fc.kind == FLOW_TLS) {
 		flow_refuse(f, "tls", "tls interception not implemented yet", fc.hello.sni);
 	} else {

@@ -2801,6 +2801,7 @@ static void px_free(struct proxy *px)
 	*px->pprev = px->next;
 	if (px->next)
 		px->next->pprev = px->pprev;
+	px->ctx->nflows--;
 	up_drop(px, false);
 	if (px->active)
 		exch_clear(px);
@@ -3046,13 +3047,17 @@ void proxy_ctx_close(struct proxy_ctx *ctx, uv_close_cb done)
  * @first:	bytes already read by the classifier
  * @n:		their number (<= PROXY_IN_MAX)
  *
- * Return: the flow, or NULL (out of memory: the caller resets).
+ * Return: the flow, or NULL (PROXY_MAX_FLOWS reached or out of memory:
+ * the caller resets).
  */
 struct proxy *proxy_new(struct proxy_ctx *ctx, struct tcp_conn *c, uint64_t flow,
 			const uint8_t *first, size_t n)
 {
-	struct proxy *px = calloc(1, sizeof(*px));
+	struct proxy *px;
 
+	if (ctx->nflows >= PROXY_MAX_FLOWS || ctx->closing)
+		return NULL;
+	px = calloc(1, sizeof(*px));
 	if (!px || n > PROXY_IN_MAX || !(px->in = malloc(PROXY_IN_MAX))) {
 		free(px);
 		return NULL;
@@ -3070,6 +3075,7 @@ struct proxy *proxy_new(struct proxy_ctx *ctx, struct tcp_conn *c, uint64_t flow
 	if (ctx->all)
 		ctx->all->pprev = &px->next;
 	ctx->all = px;
+	ctx->nflows++;
 	px->last_ms = now_ms(px);
 	px_defer(px);
 	return px;

@@ -28,6 +28,7 @@
 #define PROXY_IDLE_MS		120000		/* no byte moved during an exchange */
 #define PROXY_TUNNEL_IDLE_MS	(10 * 60 * 1000) /* no byte moved in a websocket tunnel */
 #define PROXY_TEXT_MAX		256		/* path/reason text kept for audit */
+#define PROXY_MAX_FLOWS		256		/* mediated flows per VM (~260 KiB each at most) */
 
 struct proxy;
 
@@ -146,6 +147,7 @@ struct proxy_ops {
  * @idle:	runs deferred flows from the top of the loop
  * @ready:	flows waiting for @idle
  * @all:	every live flow
+ * @nflows:	their number, at most PROXY_MAX_FLOWS
  * @closing:	proxy_ctx_close() ran
  */
 struct proxy_ctx {
@@ -159,6 +161,7 @@ struct proxy_ctx {
 	uv_idle_t idle;
 	struct proxy *ready;
 	struct proxy *all;
+	size_t nflows;
 	bool closing;
 };
 
