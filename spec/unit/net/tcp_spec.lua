@@ -7,18 +7,14 @@
 local F = require "helpers.frames"
 
 local DST, DPORT = "93.184.216.34", 80
-local S = F.TCP
 
---- The host's TCP segments among decoded output frames. frames.lua's
---- flag booleans overwrite its numeric ack field, so it is read again
---- here: t.ack is the acknowledgement number, t.ack_flag the ACK bit.
+--- The host's TCP segments among decoded output frames (t.ack is the
+--- acknowledgement number, t.ack_flag the ACK bit; t.ip the IPv4 header).
 local function tcps(out)
   local t = {}
   for _, p in ipairs(out) do
     if p.tcp then
       p.tcp.ip = p.ip
-      p.tcp.ack_flag = p.tcp.flags & S.ACK ~= 0
-      p.tcp.ack = string.unpack(">I4", p.raw, 14 + p.ip.ihl * 4 + 9)
       t[#t + 1] = p.tcp
     end
   end
