@@ -1487,7 +1487,8 @@ static int emit_head(struct proxy *px, int status, struct http1_slice reason,
 	} else if (src == SRC_NONE && passthrough_cl && status != 204) {
 		h[k].name = sl("Content-Length");
 		h[k++].value = *passthrough_cl;
-	} else if (src == SRC_NONE && status != 204 && status != 304 && status >= 200) {
+	} else if (src == SRC_NONE && status != 204 && status != 304 && status >= 200 &&
+		   x->req.meth != HTTP1_METHOD_HEAD) {
 		h[k].name = sl("Content-Length");
 		h[k++].value = sl("0");
 	}
