@@ -2276,8 +2276,12 @@ size_t tcp_write(struct net *n, struct tcp_conn *c, const uint8_t *p,
 	k = len < room ? (uint32_t)len : room;
 	if (k < len)
 		s->write_blocked = true;
-	if (!k || tcp_reserve(n, &s->snd) < 0)
+	if (!k)
 		return 0;
+	if (tcp_reserve(n, &s->snd) < 0) {
+		s->write_blocked = true;	/* no memory: refused, as when full */
+		return 0;
+	}
 	tcp_ring_put(&s->snd, 0, p, k);
 	tcp_ring_commit(&s->snd, k);
 	tcp_output(n, s);
