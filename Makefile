@@ -108,7 +108,7 @@ valgrind: all kernel
 
 FUZZ_SECONDS ?= 30
 FUZZ_TARGETS := $(patsubst fuzz/%.c,$(BUILD)/fuzz/%,$(wildcard fuzz/*_fuzz.c))
-$(BUILD)/fuzz/%: fuzz/%.c $(PURE_SRC) $(CORE_HDR)
+$(BUILD)/fuzz/%: fuzz/%.c $(PURE_SRC) $(CORE_HDR) $(wildcard fuzz/*.h)
 	@mkdir -p $(dir $@)
 	$(CLANG) -g -O1 $(CFLAGS_COMMON) -fsanitize=fuzzer,address,undefined -o $@ $< $(PURE_SRC)
 
