@@ -705,6 +705,17 @@ static int lnet_stats(lua_State *L)
 	return 1;
 }
 
+/* net:tcp_isn(n): our ISN for the next accepted connection (specs only) */
+static int lnet_tcp_isn(lua_State *L)
+{
+	struct lnet *ln = check_net(L, 1);
+	lua_Integer isn = luaL_checkinteger(L, 2);
+
+	luaL_argcheck(L, isn >= 0 && isn <= 0xffffffffLL, 2, "ISN must be 0..2^32-1");
+	tcp_test_isn(&ln->n, (uint32_t)isn);
+	return 0;
+}
+
 /**
  * lnet_tcp_gauges() - net:tcp_gauges() -> {conns=, half_open=, time_wait=,
  * buf_bytes=, syn_dropped=}: what the connection table holds now
@@ -1026,6 +1037,7 @@ static const luaL_Reg net_methods[] = {
 	{ "next_timer",	lnet_next_timer },
 	{ "stats",	lnet_stats },
 	{ "tcp_gauges",	lnet_tcp_gauges },
+	{ "tcp_isn",	lnet_tcp_isn },
 	{ "dns_name",	lnet_dns_name },
 	{ "close",	lnet_close },
 	{ NULL, NULL }

@@ -475,6 +475,26 @@ describe("tcp data", function()
     assert.equal(base + 11, r[#r].ack)
     assert.equal("CLOSE_WAIT", p.conn:info().state)
   end)
+
+  it("handles our own sequence numbers wrapping around 2^32", function()
+    local h = harness()
+    h.net:tcp_isn(0xfffffff0)
+    local p = connect(h)
+    assert.equal(0xfffffff0, p.iss)
+    local data = string.rep("0123456789", 6)        -- crosses 2^32 after 15 bytes
+    assert.equal(#data, p.conn:write(data))
+    local r = tcps(h:take())
+    assert.equal(data, p:take(r))
+    assert.equal((0xfffffff1 + #data) & 0xffffffff, p.ack)
+    assert.is_true(p.ack < 0xfffffff0)               -- the counter wrapped
+    p:send("A")                                      -- ACK past the wrap frees the buffer
+    assert.equal(0, p.conn:info().send_queued)
+    -- and the FIN after the wrap is acknowledged in sequence
+    p.conn:shutdown()
+    r = tcps(h:take())
+    assert.equal("", p:take(r))
+    assert.equal((0xfffffff1 + #data + 1) & 0xffffffff, p.ack)
+  end)
 end)
 
 describe("tcp close", function()
