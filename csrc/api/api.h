@@ -28,6 +28,8 @@ void api_call_uservalue(lua_State *L, void *c, int slot, int nargs);
 int api_fail(lua_State *L, const char *msg, const char *code);
 int api_fail_errno(lua_State *L, int err, const char *what);
 uv_loop_t *api_loop(lua_State *L);
+void api_new_class(lua_State *L, const char *name, const luaL_Reg *meta,
+		   const luaL_Reg *methods);
 
 void api_open_channel(lua_State *L);
 void api_open_proc(lua_State *L);

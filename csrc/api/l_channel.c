@@ -301,11 +301,7 @@ static const luaL_Reg channel_meta[] = {
 
 void api_open_channel(lua_State *L)
 {
-	luaL_newmetatable(L, CHANNEL_MT);
-	luaL_setfuncs(L, channel_meta, 0);
-	luaL_newlib(L, channel_methods);
-	lua_setfield(L, -2, "__index");
-	lua_pop(L, 1);
+	api_new_class(L, CHANNEL_MT, channel_meta, channel_methods);
 	lua_pushcfunction(L, lchannel_new);
 	lua_setfield(L, -2, "channel");
 }

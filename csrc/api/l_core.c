@@ -28,6 +28,27 @@ uv_loop_t *api_loop(lua_State *L)
 }
 
 /**
+ * api_new_class() - register metatable @name: metamethods, methods under __index
+ * @L:		Lua state
+ * @name:	metatable name ("gondolin.<type>")
+ * @meta:	metamethods, or NULL
+ * @methods:	methods, or NULL
+ */
+void api_new_class(lua_State *L, const char *name, const luaL_Reg *meta,
+		   const luaL_Reg *methods)
+{
+	luaL_newmetatable(L, name);
+	if (meta)
+		luaL_setfuncs(L, meta, 0);
+	if (methods) {
+		lua_newtable(L);
+		luaL_setfuncs(L, methods, 0);
+		lua_setfield(L, -2, "__index");
+	}
+	lua_pop(L, 1);
+}
+
+/**
  * api_handle_register() - make the userdata at @idx reachable from @c
  * @L:		Lua state
  * @idx:	stack index of the userdata

@@ -787,32 +787,13 @@ static const luaL_Reg call_methods[] = {
 };
 
 /**
- * new_class() - a metatable with methods under __index
- * @L:		Lua state
- * @name:	metatable name
- * @meta:	metamethods, or NULL
- * @methods:	methods
- */
-static void new_class(lua_State *L, const char *name, const luaL_Reg *meta,
-		      const luaL_Reg *methods)
-{
-	luaL_newmetatable(L, name);
-	if (meta)
-		luaL_setfuncs(L, meta, 0);
-	lua_newtable(L);
-	luaL_setfuncs(L, methods, 0);
-	lua_setfield(L, -2, "__index");
-	lua_pop(L, 1);
-}
-
-/**
  * api_open_hook() - register core.policy_compile and the metatables
  * @L:		Lua state, the core table on top
  */
 void api_open_hook(lua_State *L)
 {
-	new_class(L, POLICY_MT, policy_meta, policy_methods);
-	new_class(L, CALL_MT, NULL, call_methods);
+	api_new_class(L, POLICY_MT, policy_meta, policy_methods);
+	api_new_class(L, CALL_MT, NULL, call_methods);
 	lua_pushcfunction(L, lpolicy_compile);
 	lua_setfield(L, -2, "policy_compile");
 }

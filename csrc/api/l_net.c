@@ -1068,31 +1068,13 @@ static const luaL_Reg conn_meta[] = {
 };
 
 /**
- * new_metatable() - register a metatable with its methods as __index
- * @L:		Lua state
- * @name:	metatable name
- * @meta:	metamethods
- * @methods:	methods
- */
-static void new_metatable(lua_State *L, const char *name, const luaL_Reg *meta,
-			  const luaL_Reg *methods)
-{
-	luaL_newmetatable(L, name);
-	luaL_setfuncs(L, meta, 0);
-	lua_newtable(L);
-	luaL_setfuncs(L, methods, 0);
-	lua_setfield(L, -2, "__index");
-	lua_pop(L, 1);
-}
-
-/**
  * api_open_net() - add core.net to the module table on top of the stack
  * @L:		Lua state
  */
 void api_open_net(lua_State *L)
 {
-	new_metatable(L, NET_MT, net_meta, net_methods);
-	new_metatable(L, CONN_MT, conn_meta, conn_methods);
+	api_new_class(L, NET_MT, net_meta, net_methods);
+	api_new_class(L, CONN_MT, conn_meta, conn_methods);
 	lua_pushcfunction(L, lnet_new);
 	lua_setfield(L, -2, "net");
 }

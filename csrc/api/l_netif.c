@@ -878,11 +878,7 @@ static const luaL_Reg netif_meta[] = {
  */
 void api_open_netif(lua_State *L)
 {
-	luaL_newmetatable(L, NETIF_MT);
-	luaL_setfuncs(L, netif_meta, 0);
-	luaL_newlib(L, netif_methods);
-	lua_setfield(L, -2, "__index");
-	lua_pop(L, 1);
+	api_new_class(L, NETIF_MT, netif_meta, netif_methods);
 	lua_pushcfunction(L, lnetif_new);
 	lua_setfield(L, -2, "netif");
 	lua_pushcfunction(L, lflow_classify);

@@ -561,27 +561,6 @@ static const luaL_Reg policy_funcs[] = {
 };
 
 /**
- * new_class() - register a metatable with methods under __index
- * @L: Lua state
- * @name: metatable name
- * @meta: metamethods (may be NULL)
- * @methods: methods
- */
-static void new_class(lua_State *L, const char *name, const luaL_Reg *meta,
-		      const luaL_Reg *methods)
-{
-	luaL_newmetatable(L, name);
-	if (meta)
-		luaL_setfuncs(L, meta, 0);
-	if (methods) {
-		lua_newtable(L);
-		luaL_setfuncs(L, methods, 0);
-		lua_setfield(L, -2, "__index");
-	}
-	lua_pop(L, 1);
-}
-
-/**
  * api_open_policy() - add the policy functions to the core table on top
  * @L: Lua state
  */
@@ -591,8 +570,8 @@ void api_open_policy(lua_State *L)
 		{ "__gc", lsecrets_gc }, { NULL, NULL }
 	};
 
-	new_class(L, HOSTPAT_MT, hostpat_meta, hostpat_methods);
-	new_class(L, SECRETS_MT, secrets_meta, NULL);
-	new_class(L, MASKER_MT, NULL, masker_methods);
+	api_new_class(L, HOSTPAT_MT, hostpat_meta, hostpat_methods);
+	api_new_class(L, SECRETS_MT, secrets_meta, NULL);
+	api_new_class(L, MASKER_MT, NULL, masker_methods);
 	luaL_setfuncs(L, policy_funcs, 0);
 }

@@ -223,11 +223,7 @@ static const luaL_Reg proc_meta[] = {
 
 void api_open_proc(lua_State *L)
 {
-	luaL_newmetatable(L, PROC_MT);
-	luaL_setfuncs(L, proc_meta, 0);
-	luaL_newlib(L, proc_methods);
-	lua_setfield(L, -2, "__index");
-	lua_pop(L, 1);
+	api_new_class(L, PROC_MT, proc_meta, proc_methods);
 	lua_pushcfunction(L, lproc_spawn);
 	lua_setfield(L, -2, "spawn");
 }
