@@ -317,6 +317,7 @@ struct exch {
  * @running:	px_run() is on the stack
  * @rerun:	another pass was asked for meanwhile
  * @dead:	to be freed when px_run() unwinds
+ * @retired:	FIN sent: no longer counted, buffers freed (px_retire)
  * @queued:	on ctx->ready
  * @rnext:	ready list link
  * @next, @pprev: ctx->all links
@@ -347,7 +348,7 @@ struct proxy {
 	uv_timer_t timer;
 	uint64_t flow;
 	int state;
-	bool running, rerun, dead, queued;
+	bool running, rerun, dead, queued, retired;
 	struct proxy *rnext;
 	struct proxy *next, **pprev;
 	uint64_t deadline;
@@ -2651,6 +2652,47 @@ static bool exchange_step(struct proxy *px)
 }
 
 /**
+ * px_retire() - a flow that sent its FIN stops counting and holding memory
+ * @px:		flow (DONE)
+ *
+ * The guest connection can take TCP_TIME_WAIT_MS more to close; until
+ * then the flow is a small struct that only drains stray guest bytes, so
+ * back-to-back connections do not run into PROXY_MAX_FLOWS.
+ */
+static void px_retire(struct proxy *px)
+{
+	if (px->retired)
+		return;
+	px->retired = true;
+	px->ctx->nflows--;
+	up_drop(px, false);
+	free(px->out);
+	free(px->rbuf);
+	free(px->pbuf);
+	free(px->tmp);
+	px->out = px->rbuf = px->pbuf = px->tmp = NULL;
+	px->ooff = px->olen = px->roff = px->rlen = px->poff = px->plen = 0;
+	px->in_off = px->in_len = 0;
+}
+
+/**
+ * px_drain() - read and drop what the guest sends after our FIN
+ * @px:		flow (DONE)
+ *
+ * Return: true when bytes were dropped. A reset instead could destroy
+ * the response still unread in the guest's socket.
+ */
+static bool px_drain(struct proxy *px)
+{
+	uint8_t sink[1024];
+	bool moved = false;
+
+	while (px->c && tcp_read(px->ctx->net, px->c, sink, sizeof(sink)))
+		moved = true;
+	return moved;
+}
+
+/**
  * px_step() - one pass of the state machine
  * @px:		flow
  *
@@ -2659,8 +2701,11 @@ static bool exchange_step(struct proxy *px)
 static bool px_step(struct proxy *px)
 {
 	struct exch *x = &px->x;
-	bool moved = px_flush(px);
+	bool moved;
 
+	if (px->retired)
+		return px_drain(px);
+	moved = px_flush(px);
 	if (px->timed_out) {
 		on_timeout(px);
 		return true;
@@ -2698,6 +2743,7 @@ static bool px_step(struct proxy *px)
 		if (px->olen == px->ooff && px->c) {
 			px->state = PX_DONE;
 			tcp_shutdown(px->ctx->net, px->c);
+			px_retire(px);
 			moved = true;
 		}
 		break;
@@ -2802,7 +2848,8 @@ static void px_free(struct proxy *px)
 	*px->pprev = px->next;
 	if (px->next)
 		px->next->pprev = px->pprev;
-	px->ctx->nflows--;
+	if (!px->retired)
+		px->ctx->nflows--;
 	up_drop(px, false);
 	if (px->active)
 		exch_clear(px);

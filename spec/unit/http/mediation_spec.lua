@@ -391,6 +391,18 @@ describe("HTTP mediation (no VM)", function()
     assert.is_true(c.fin)
   end)
 
+  it("serves more closed connections in a row than it mediates at once", function()
+    start()
+    for i = 1, 300 do      -- PROXY_MAX_FLOWS is 256; closed flows must not count
+      local c = g:connect(ip, srv.port)
+      c:write(req(host, "/hello", "Connection: close\r\n"))
+      local rx = c:read_all()
+      assert.matches("^HTTP/1.1 200 OK\r\n", rx, 1, false, "connection " .. i)
+      c:shutdown()
+    end
+    assert.equal(300, #g.events)
+  end)
+
   describe("secrets", function()
     local p
 
