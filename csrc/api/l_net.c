@@ -54,7 +54,7 @@
 
 /* Ceilings on what core.net{} accepts (the error names them). */
 #define LNET_MIN_MTU		576
-#define LNET_MAX_MTU		1500
+#define LNET_MAX_MTU		NET_MAX_MTU
 #define LNET_MAX_TCP		65536
 #define LNET_MIN_TCP_BUF	4096
 #define LNET_MAX_TCP_BUF	(16u * 1024 * 1024)

@@ -94,10 +94,8 @@ int eth_send(struct net *n, uint16_t ethertype, const uint8_t dst[ETH_ALEN],
 int eth_output(struct net *n, uint16_t ethertype, const uint8_t dst[6],
 	       const uint8_t *payload, size_t len)
 {
-	uint8_t frame[NET_MAX_FRAME];
-
-	if (len > sizeof(frame) - ETH_HLEN)
+	if (len > NET_MAX_FRAME - ETH_HLEN)
 		return -EMSGSIZE;
-	memcpy(frame + ETH_HLEN, payload, len);
-	return eth_send(n, ethertype, dst, frame, ETH_HLEN + len);
+	memcpy(n->tx + ETH_HLEN, payload, len);
+	return eth_send(n, ethertype, dst, n->tx, ETH_HLEN + len);
 }

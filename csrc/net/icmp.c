@@ -33,7 +33,7 @@
 int icmp_input(struct net *n, uint32_t src, uint32_t dst,
 	       const uint8_t *p, size_t len)
 {
-	uint8_t reply[NET_MAX_FRAME];
+	uint8_t *reply = ipv4_tx_payload(n);
 	struct net_cursor c;
 	uint8_t type, code;
 
@@ -47,7 +47,7 @@ int icmp_input(struct net *n, uint32_t src, uint32_t dst,
 		n->stats.bad_checksum++;
 		return -1;
 	}
-	if (len > sizeof(reply) || len > ipv4_max_payload(n))
+	if (len > ipv4_max_payload(n))
 		return 0;
 	memcpy(reply, p, len);
 	reply[0] = ICMP_ECHO_REPLY;

@@ -147,12 +147,25 @@ size_t ipv4_max_payload(const struct net *n)
 }
 
 /**
+ * ipv4_tx_payload() - where a transport builds its payload in place
+ * @n:		stack
+ *
+ * Return: the spot in the stack's output frame right after the IPv4
+ * header; ipv4_output() given this pointer copies nothing.
+ */
+uint8_t *ipv4_tx_payload(struct net *n)
+{
+	return n->tx + ETH_HLEN + IPV4_HLEN;
+}
+
+/**
  * ipv4_output() - send a datagram to the guest
  * @n:		stack
  * @src:	source address (what the guest talked to)
  * @dst:	destination: the guest's address, or 255.255.255.255
  * @proto:	payload protocol
- * @payload:	transport header and data, checksummed by the caller
+ * @payload:	transport header and data, checksummed by the caller; may
+ *		be ipv4_tx_payload()
  * @len:	its length, at most ipv4_max_payload()
  *
  * Return: 0, or -EMSGSIZE
@@ -160,11 +173,13 @@ size_t ipv4_max_payload(const struct net *n)
 int ipv4_output(struct net *n, uint32_t src, uint32_t dst, uint8_t proto,
 		const uint8_t *payload, size_t len)
 {
-	uint8_t frame[NET_MAX_FRAME], *ip = frame + ETH_HLEN;
+	uint8_t *frame = n->tx, *ip = frame + ETH_HLEN;
 	const uint8_t *mac = n->cfg.guest_mac;
 
-	if (len > ipv4_max_payload(n) || len > sizeof(frame) - ETH_HLEN - IPV4_HLEN)
+	if (len > ipv4_max_payload(n) || len > NET_MAX_FRAME - ETH_HLEN - IPV4_HLEN)
 		return -EMSGSIZE;
+	if (payload != ip + IPV4_HLEN)
+		memcpy(ip + IPV4_HLEN, payload, len);
 	ip[0] = 0x45;
 	ip[1] = 0;
 	net_put_be16(ip + 2, (uint16_t)(IPV4_HLEN + len));
@@ -176,7 +191,6 @@ int ipv4_output(struct net *n, uint32_t src, uint32_t dst, uint8_t proto,
 	net_put_be32(ip + 12, src);
 	net_put_be32(ip + 16, dst);
 	net_put_be16(ip + 10, csum(ip, IPV4_HLEN));
-	memcpy(ip + IPV4_HLEN, payload, len);
 	if (dst == IPV4_BROADCAST)
 		mac = eth_broadcast;
 	return eth_send(n, ETH_P_IPV4, mac, frame, ETH_HLEN + IPV4_HLEN + len);

@@ -19,5 +19,6 @@
 int ipv4_input(struct net *n, const uint8_t *p, size_t len);
 /* the largest payload ipv4_output() accepts with this configuration */
 size_t ipv4_max_payload(const struct net *n);
+uint8_t *ipv4_tx_payload(struct net *n);
 
 #endif /* GONDOLIN_NET_IPV4_H */

@@ -22,6 +22,7 @@
  */
 
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "net/dns.h"
@@ -46,7 +47,7 @@ void net_config_default(struct net_config *cfg)
 	cfg->gw_ip = 0xc0a87f01;		/* 192.168.127.1 */
 	cfg->guest_ip = 0xc0a87f03;		/* 192.168.127.3 */
 	cfg->netmask = 0xffffff00;
-	cfg->mtu = 1500;
+	cfg->mtu = NET_MAX_MTU;
 	cfg->lease_s = 86400;
 	cfg->pool_base = 0xc6120000;		/* 198.18.0.0/15 */
 	cfg->pool_bits = 15;
@@ -72,7 +73,7 @@ static int net_config_check(const struct net_config *cfg)
 	    (cfg->gw_ip & host) == 0 || (cfg->gw_ip & host) == host ||
 	    (cfg->guest_ip & host) == 0 || (cfg->guest_ip & host) == host)
 		return -EINVAL;
-	if (cfg->mtu < NET_MIN_MTU || cfg->mtu > NET_MAX_FRAME - 18)
+	if (cfg->mtu < NET_MIN_MTU || cfg->mtu > NET_MAX_MTU)
 		return -EINVAL;
 	if (memcmp(cfg->gw_mac, cfg->guest_mac, 6) == 0 ||
 	    (cfg->gw_mac[0] & 1) || (cfg->guest_mac[0] & 1))
@@ -103,14 +104,16 @@ int net_init(struct net *n, const struct net_config *cfg,
 	n->cfg = *cfg;
 	n->ops = *ops;
 	n->ud = ud;
+	if (cfg->pool_bits < DNS_POOL_MIN_BITS || cfg->pool_bits > DNS_POOL_MAX_BITS)
+		return -EINVAL;
+	n->tx = malloc(NET_MAX_FRAME);
 	n->dns = dns_pool_new(cfg->pool_base, cfg->pool_bits);
-	if (!n->dns)
-		return cfg->pool_bits < DNS_POOL_MIN_BITS ||
-		       cfg->pool_bits > DNS_POOL_MAX_BITS ? -EINVAL : -ENOMEM;
-	rc = tcp_init(n);
+	rc = n->tx && n->dns ? tcp_init(n) : -ENOMEM;
 	if (rc < 0) {
 		dns_pool_free(n->dns);
+		free(n->tx);
 		n->dns = NULL;
+		n->tx = NULL;
 		return rc;
 	}
 	return 0;
@@ -128,6 +131,8 @@ void net_free(struct net *n)
 	n->tcp = NULL;
 	dns_pool_free(n->dns);
 	n->dns = NULL;
+	free(n->tx);
+	n->tx = NULL;
 }
 
 /**

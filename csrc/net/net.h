@@ -19,7 +19,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define NET_MAX_FRAME	(1514 + 4)	/* eth header + MTU 1500 (+ VLAN slack) */
+#define NET_MAX_MTU	65520		/* as passt: a few large frames beat many small ones */
+#define NET_MAX_FRAME	(14 + NET_MAX_MTU + 4)	/* eth header + MTU (+ VLAN slack) */
 #define NET_TIMER_NONE	UINT64_MAX	/* net_next_timer(): nothing scheduled */
 
 struct tcp_conn;
@@ -32,7 +33,7 @@ struct dns_pool;
  * @gw_ip:		gateway; also DHCP server, DNS server, ping target
  * @guest_ip:		the one address DHCP hands out
  * @netmask:		e.g. 0xffffff00
- * @mtu:		offered by DHCP and used for MSS (<= 1500)
+ * @mtu:		offered by DHCP and used for MSS (<= NET_MAX_MTU)
  * @lease_s:		DHCP lease time
  * @pool_base, @pool_bits: synthetic DNS pool, e.g. 198.18.0.0/15
  * @max_tcp:		concurrent TCP connections (all states)
@@ -98,6 +99,7 @@ struct net {
 	struct dns_pool *dns;
 	struct tcp_state *tcp;
 	uint16_t ip_id;
+	uint8_t *tx;		/* the frame being built: layers write in place */
 };
 
 void net_config_default(struct net_config *cfg);

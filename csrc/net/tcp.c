@@ -669,9 +669,9 @@ static int tcp_out_send(struct net *n, const struct tcp_out *o,
 			const struct tcp_ring *r, uint32_t off, uint32_t len)
 {
 	size_t hlen = TCP_HLEN + o->optlen;
-	uint8_t seg[NET_MAX_FRAME];
+	uint8_t *seg = ipv4_tx_payload(n);
 
-	if (len > sizeof(seg) - hlen || hlen + len > ipv4_max_payload(n))
+	if (hlen + len > ipv4_max_payload(n))
 		return -EMSGSIZE;
 	net_put_be16(seg, o->sport);
 	net_put_be16(seg + 2, o->dport);

@@ -88,10 +88,10 @@ int udp_input(struct net *n, uint32_t src, uint32_t dst,
 int udp_output(struct net *n, uint32_t src, uint16_t sport,
 	       uint32_t dst, uint16_t dport, const uint8_t *payload, size_t len)
 {
-	uint8_t d[NET_MAX_FRAME];
+	uint8_t *d = ipv4_tx_payload(n);
 	uint16_t sum;
 
-	if (len > sizeof(d) - UDP_HLEN || len + UDP_HLEN > ipv4_max_payload(n))
+	if (len + UDP_HLEN > ipv4_max_payload(n))
 		return -EMSGSIZE;
 	net_put_be16(d, sport);
 	net_put_be16(d + 2, dport);

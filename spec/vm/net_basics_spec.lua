@@ -13,7 +13,7 @@ describe("guest network basics", function()
     assert.matches("inet 192%.168%.127%.3/24", r.stdout)
     assert.matches("default via 192%.168%.127%.1 dev eth0", r.stdout)
     assert.matches("nameserver 192%.168%.127%.1", r.stdout)
-    assert.matches("\n1500\n$", r.stdout)
+    assert.matches("\n65520\n$", r.stdout)
     assert.is_true(vm.netif:stats().dhcp_replies >= 2)
   end)
 

@@ -34,7 +34,7 @@ describe("dhcp", function()
     assert.equal(be32 "255.255.255.0", d.options[1])
     assert.equal(be32(F.GW_IP), d.options[3])             -- router
     assert.equal(be32(F.GW_IP), d.options[6])             -- DNS
-    assert.equal(string.pack(">I2", 1500), d.options[26]) -- MTU
+    assert.equal(string.pack(">I2", 65520), d.options[26]) -- MTU
     assert.equal(be32 "192.168.127.255", d.options[28])   -- broadcast
     assert.is_true(#p.udp.payload >= 300)
 

@@ -117,7 +117,7 @@ describe("tcp handshake", function()
     assert.equal(DPORT, t.sport)
     assert.equal(40000, t.dport)
     assert.equal(5001, t.ack)
-    assert.equal(1460, t.options.mss)
+    assert.equal(65520 - 40, t.options.mss)   -- ours follows our MTU
     assert.is_number(t.options.wscale)
     assert.is_nil(t.options.ts)        -- no timestamps
     assert.is_nil(t.options.sack_ok)   -- no SACK
