@@ -100,6 +100,9 @@ local runs = { ours = {}, slirp = {} }
 for i = 1, ROUNDS do
   runs.ours[i] = ours()
   runs.slirp[i] = slirp()
+  local o, s = runs.ours[i], runs.slirp[i]
+  io.stderr:write(("round %d: download %.1f / %.1f MiB/s, conn/s %.1f / %.1f (by name %.1f)\n")
+    :format(i, o.mibps, s.mibps, o.cps, s.cps, o.cps_name))
 end
 server:close()
 
