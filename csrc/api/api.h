@@ -34,6 +34,8 @@ void api_new_class(lua_State *L, const char *name, const luaL_Reg *meta,
 void api_open_channel(lua_State *L);
 void api_open_proc(lua_State *L);
 void api_open_policy(lua_State *L);
+struct secret;
+void api_secret_opt_in(lua_State *L, int t, struct secret *s);
 void api_open_http(lua_State *L);
 void api_open_net(lua_State *L);
 void api_open_netif(lua_State *L);

@@ -154,7 +154,7 @@ static void add_resolve(lua_State *L, int t, struct policy *p)
 }
 
 /**
- * add_secrets() - compile { {name=, value=, hosts={...}}, ... }
+ * add_secrets() - compile { {name=, value=, hosts={...}, query=, body=}, ... }
  * @L:		Lua state
  * @t:		absolute index of the spec
  * @p:		policy being built
@@ -180,6 +180,7 @@ static void add_secrets(lua_State *L, int t, struct policy *p)
 		m = (size_t)lua_rawlen(L, -1);
 		if (policy_add_secret(p, name, nl, value, vl, m, &err) < 0)
 			luaL_error(L, "secrets.%s: %s", name, err);
+		api_secret_opt_in(L, lua_absindex(L, -4), &p->secrets[p->nsecrets - 1]);
 		for (j = 1; j <= m; j++) {
 			lua_rawgeti(L, -1, (lua_Integer)j);
 			host = luaL_checklstring(L, -1, &hl);

@@ -13,11 +13,16 @@
  *   core.secret_placeholder(name, random24) -> placeholder
  *   core.secret_substitute(value, host, secrets [, port]) -> value, count
  *   core.basic_auth_substitute(value, host, secrets [, port]) -> value, count
- *     both: nil, "blocked", secret_name when a secret may not go to host
+ *   core.secret_target_substitute(target, host, secrets [, port]) -> target, count
+ *     all three: nil, "blocked", secret_name when a secret may not go to host
  *   core.secret_mask(s, secrets) -> masked, count
  *   core.secret_masker(secrets) -> m; m:feed(chunk) -> out; m:finish() -> out;
  *     m:count() -> values masked
- * A secrets list is { { name=, value=, placeholder=, hosts={...} }, ... }.
+ *   core.secret_filler(secrets, host [, port]) -> m, resizes; the same
+ *     methods, placeholders to values; feed/finish return nil, "blocked",
+ *     secret_name once a placeholder that may not go to host was met
+ * A secrets list is { { name=, value=, placeholder=, hosts={...}, query=,
+ * body= }, ... }.
  * Ports default to 0, which only patterns without a port match.
  */
 
@@ -32,7 +37,7 @@
 
 #define HOSTPAT_MT	"gondolin.hostpat"
 #define SECRETS_MT	"gondolin.secrets"
-#define MASKER_MT	"gondolin.masker"
+#define STREAM_MT	"gondolin.secret_stream"
 #define SUBST_OUT_MAX	(64 * 1024)	/* a header value after substitution */
 #define MASK_CHUNK	(16 * 1024)
 
@@ -330,6 +335,21 @@ static void secret_hosts(lua_State *L, int t, int i, struct secret *s)
 }
 
 /**
+ * api_secret_opt_in() - the query= and body= flags of the secret table at @t
+ * @L: Lua state
+ * @t: absolute index of the table
+ * @s: secret
+ */
+void api_secret_opt_in(lua_State *L, int t, struct secret *s)
+{
+	lua_getfield(L, t, "query");
+	s->in_query = lua_toboolean(L, -1);
+	lua_getfield(L, t, "body");
+	s->in_body = lua_toboolean(L, -1);
+	lua_pop(L, 2);
+}
+
+/**
  * check_secrets() - build secrets from the list at @idx
  * @L: Lua state
  * @idx: argument index
@@ -364,6 +384,7 @@ static struct lsecrets *check_secrets(lua_State *L, int idx)
 			luaL_error(L, "secret %d: %s", (int)i, err);
 		ls->n++;
 		secret_hosts(L, t, (int)i, &ls->sec[ls->n - 1]);
+		api_secret_opt_in(L, t, &ls->sec[ls->n - 1]);
 		lua_pop(L, 1);
 	}
 	return ls;
@@ -396,14 +417,17 @@ static int push_subst(lua_State *L, const struct lsecrets *ls, int rc, int which
 	return 2;
 }
 
+/* What subst() calls. */
+enum { SUBST_HEADER, SUBST_BASIC, SUBST_TARGET };
+
 /**
- * subst() - shared body of secret_substitute() and basic_auth_substitute()
+ * subst() - shared body of the three substitution bindings
  * @L: Lua state: value, host, secrets [, port]
- * @basic: decode Basic credentials
+ * @kind: SUBST_HEADER, SUBST_BASIC or SUBST_TARGET
  *
  * Return: values pushed.
  */
-static int subst(lua_State *L, bool basic)
+static int subst(lua_State *L, int kind)
 {
 	size_t len, outlen = 0;
 	const char *in = luaL_checklstring(L, 1, &len);
@@ -417,9 +441,12 @@ static int subst(lua_State *L, bool basic)
 	port = check_port(L, 4);
 	ls = check_secrets(L, 3);
 	out = lua_newuserdatauv(L, SUBST_OUT_MAX, 0);
-	if (basic)
+	if (kind == SUBST_BASIC)
 		rc = secret_basic_substitute(ls->sec, ls->n, &h, port, in, len,
 					     out, SUBST_OUT_MAX, &outlen, &which);
+	else if (kind == SUBST_TARGET)
+		rc = secret_target_substitute(ls->sec, ls->n, &h, port, in, len,
+					      out, SUBST_OUT_MAX, &outlen, &which);
 	else
 		rc = secret_substitute(ls->sec, ls->n, &h, port, in, len,
 				       out, SUBST_OUT_MAX, &outlen, &which);
@@ -429,13 +456,19 @@ static int subst(lua_State *L, bool basic)
 /* core.secret_substitute(value, host, secrets [, port]) */
 static int lpolicy_secret_substitute(lua_State *L)
 {
-	return subst(L, false);
+	return subst(L, SUBST_HEADER);
 }
 
 /* core.basic_auth_substitute(value, host, secrets [, port]) */
 static int lpolicy_basic_auth_substitute(lua_State *L)
 {
-	return subst(L, true);
+	return subst(L, SUBST_BASIC);
+}
+
+/* core.secret_target_substitute(target, host, secrets [, port]) */
+static int lpolicy_secret_target_substitute(lua_State *L)
+{
+	return subst(L, SUBST_TARGET);
 }
 
 /* core.secret_mask(s, secrets) -> masked, count */
@@ -466,20 +499,57 @@ static int lpolicy_secret_mask(lua_State *L)
 static int lpolicy_secret_masker(lua_State *L)
 {
 	struct lsecrets *ls = check_secrets(L, 1);
-	struct secret_masker *m;
+	struct secret_stream *m;
 
 	m = lua_newuserdatauv(L, sizeof(*m), 1);
 	secret_masker_init(m, ls->sec, ls->n);
-	luaL_setmetatable(L, MASKER_MT);
+	luaL_setmetatable(L, STREAM_MT);
 	lua_pushvalue(L, -2);
 	lua_setiuservalue(L, -2, 1);
 	return 1;
 }
 
-/* m:feed(chunk) -> masked output so far */
-static int lmasker_feed(lua_State *L)
+/* core.secret_filler(secrets, host [, port]) -> filler, resizes */
+static int lpolicy_secret_filler(lua_State *L)
 {
-	struct secret_masker *m = luaL_checkudata(L, 1, MASKER_MT);
+	unsigned port = check_port(L, 3);
+	struct secret_stream *m;
+	struct hostpat_host h;
+	struct lsecrets *ls;
+	bool resizes;
+
+	check_host(L, 2, &h);
+	ls = check_secrets(L, 1);
+	m = lua_newuserdatauv(L, sizeof(*m), 1);
+	resizes = secret_filler_init(m, ls->sec, ls->n, &h, port);
+	luaL_setmetatable(L, STREAM_MT);
+	lua_pushvalue(L, -2);
+	lua_setiuservalue(L, -2, 1);
+	lua_pushboolean(L, resizes);
+	return 2;
+}
+
+/**
+ * push_stream() - push a stream's output, or its denial
+ * @L: Lua state (stream at 1, its buffer result on top)
+ * @m: stream
+ *
+ * Return: values pushed.
+ */
+static int push_stream(lua_State *L, const struct secret_stream *m)
+{
+	if (m->denied < 0)
+		return 1;
+	luaL_pushfail(L);
+	lua_pushliteral(L, "blocked");
+	lua_pushstring(L, m->sec[m->denied].name);
+	return 3;
+}
+
+/* m:feed(chunk) -> output so far */
+static int lstream_feed(lua_State *L)
+{
+	struct secret_stream *m = luaL_checkudata(L, 1, STREAM_MT);
 	size_t len, took, produced;
 	const char *in = luaL_checklstring(L, 2, &len);
 	luaL_Buffer b;
@@ -488,21 +558,23 @@ static int lmasker_feed(lua_State *L)
 	luaL_buffinit(L, &b);
 	while (len > 0) {
 		p = luaL_prepbuffsize(&b, MASK_CHUNK);
-		took = secret_masker_feed(m, in, len, p, MASK_CHUNK, &produced);
+		took = secret_stream_feed(m, in, len, p, MASK_CHUNK, &produced);
 		luaL_addsize(&b, produced);
+		if (m->denied >= 0)
+			break;
 		if (took == 0 && produced == 0)
 			return luaL_error(L, "masker: no progress");
 		in += took;
 		len -= took;
 	}
 	luaL_pushresult(&b);
-	return 1;
+	return push_stream(L, m);
 }
 
 /* m:finish() -> the rest of the masked output */
-static int lmasker_finish(lua_State *L)
+static int lstream_finish(lua_State *L)
 {
-	struct secret_masker *m = luaL_checkudata(L, 1, MASKER_MT);
+	struct secret_stream *m = luaL_checkudata(L, 1, STREAM_MT);
 	size_t produced;
 	luaL_Buffer b;
 	char *p;
@@ -511,17 +583,17 @@ static int lmasker_finish(lua_State *L)
 	luaL_buffinit(L, &b);
 	do {
 		p = luaL_prepbuffsize(&b, MASK_CHUNK);
-		more = secret_masker_finish(m, p, MASK_CHUNK, &produced);
+		more = secret_stream_finish(m, p, MASK_CHUNK, &produced);
 		luaL_addsize(&b, produced);
-	} while (more);
+	} while (more > 0);
 	luaL_pushresult(&b);
-	return 1;
+	return push_stream(L, m);
 }
 
 /* m:count() -> values masked so far */
-static int lmasker_count(lua_State *L)
+static int lstream_count(lua_State *L)
 {
-	struct secret_masker *m = luaL_checkudata(L, 1, MASKER_MT);
+	struct secret_stream *m = luaL_checkudata(L, 1, STREAM_MT);
 
 	lua_pushinteger(L, (lua_Integer)m->count);
 	return 1;
@@ -540,10 +612,10 @@ static const luaL_Reg hostpat_meta[] = {
 	{ NULL, NULL }
 };
 
-static const luaL_Reg masker_methods[] = {
-	{ "feed",	lmasker_feed },
-	{ "finish",	lmasker_finish },
-	{ "count",	lmasker_count },
+static const luaL_Reg stream_methods[] = {
+	{ "feed",	lstream_feed },
+	{ "finish",	lstream_finish },
+	{ "count",	lstream_count },
 	{ NULL, NULL }
 };
 
@@ -555,6 +627,8 @@ static const luaL_Reg policy_funcs[] = {
 	{ "secret_placeholder",		lpolicy_secret_placeholder },
 	{ "secret_substitute",		lpolicy_secret_substitute },
 	{ "basic_auth_substitute",	lpolicy_basic_auth_substitute },
+	{ "secret_target_substitute",	lpolicy_secret_target_substitute },
+	{ "secret_filler",		lpolicy_secret_filler },
 	{ "secret_mask",		lpolicy_secret_mask },
 	{ "secret_masker",		lpolicy_secret_masker },
 	{ NULL, NULL }
@@ -572,6 +646,6 @@ void api_open_policy(lua_State *L)
 
 	api_new_class(L, HOSTPAT_MT, hostpat_meta, hostpat_methods);
 	api_new_class(L, SECRETS_MT, secrets_meta, NULL);
-	api_new_class(L, MASKER_MT, NULL, masker_methods);
+	api_new_class(L, STREAM_MT, NULL, stream_methods);
 	luaL_setfuncs(L, policy_funcs, 0);
 }

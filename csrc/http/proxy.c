@@ -59,6 +59,15 @@
  * by close for HTTP/1.0 ones. Upstream chunked bodies are always decoded
  * and re-encoded, so framing the guest sees is ours, never a pass-through.
  *
+ * Secrets: placeholders become real values in header values (and inside
+ * Basic credentials), in the query for secrets with in_query, and in the
+ * body for secrets with in_body, only toward each secret's hosts; toward
+ * any other host they refuse the request (403). A body streams through a
+ * filler (secrets.c) only when some secret opted in to bodies; where one
+ * may go to this host the length can change, so a body the guest framed
+ * by length goes upstream chunked (a hook's buffered body is filled in
+ * memory and keeps an exact Content-Length). Responses are masked back.
+ *
  * Hooks: the embedder's on_request/on_response start a Lua coroutine and
  * return; its result comes back through proxy_hook_*(), which only copy
  * the result into a heap blob and schedule the flow: the flow continues
@@ -223,6 +232,11 @@ struct growbuf {
  * @want_rbody: the response hook asked for the body
  * @rbody_done:	@rmem holds the complete body
  * @src_end:	stage A has delivered the whole body
+ * @filler:	request body secrets (in_body) exist: the body streams
+ *		through this filler (placeholders to values, or denied)
+ * @fbuf:	filler output (PROXY_PIECE), allocated with @filler
+ * @up_chunked: the request body goes upstream chunked (also when the
+ *		guest framed it by length but the filler may resize it)
  * @masking:	secrets exist: bodies go through the masker
  * @masker:	streaming masker (allocated when @masking)
  * @g_chunked:	guest framing is chunked
@@ -286,8 +300,11 @@ struct exch {
 	struct growbuf rmem;
 	bool want_rbody, rbody_done;
 	bool src_end;
+	struct secret_stream *filler;
+	uint8_t *fbuf;
+	bool up_chunked;
 	bool masking;
-	struct secret_masker *masker;
+	struct secret_stream *masker;
 	bool g_chunked, g_close, head_sent, retried;
 	bool up_dirty, up_shut;
 	int conn_err;
@@ -676,6 +693,8 @@ static void exch_clear(struct proxy *px)
 	free(x->uhead);
 	free(x->rhead);
 	free(x->masker);
+	free(x->filler);
+	free(x->fbuf);
 	gb_free(&x->mem);
 	gb_free(&x->rmem);
 	while (x->necho > 0) {
@@ -1142,6 +1161,99 @@ fail:
 }
 
 /**
+ * fill_denied() - a body placeholder may not go to this host
+ * @px:		flow
+ *
+ * Return: 403, with x.reason set.
+ */
+static int fill_denied(struct proxy *px)
+{
+	const struct policy *pol = px->ctx->policy;
+
+	set_reason(px, "secret %s may not be sent to %s",
+		   pol->secrets[px->x.filler->denied].name, px->x.host.name);
+	return 403;
+}
+
+/**
+ * fill_mem() - run a buffered request body (a hook's) through the filler
+ * @px:		flow (x.filler set, RB_MEM)
+ *
+ * The length is then known again, so the body keeps a Content-Length.
+ *
+ * Return: 0, or an HTTP status (x.reason set).
+ */
+static int fill_mem(struct proxy *px)
+{
+	struct exch *x = &px->x;
+	struct growbuf out = { 0 };
+	size_t off = 0, prod;
+	int rc;
+
+	do {
+		rc = 1;
+		if (off < x->mem.len)
+			off += secret_stream_feed(x->filler, x->mem.p + off, x->mem.len - off,
+						  x->fbuf, PROXY_PIECE, &prod);
+		else
+			rc = secret_stream_finish(x->filler, x->fbuf, PROXY_PIECE, &prod);
+		if (x->filler->denied >= 0) {
+			gb_free(&out);
+			return fill_denied(px);
+		}
+		if (prod && gb_reserve(&out, prod, PROXY_HOOK_BODY_MAX) < 0) {
+			gb_free(&out);
+			set_reason(px, "the body is too large after secret substitution");
+			return 413;
+		}
+		if (prod)
+			memcpy(out.p + out.len, x->fbuf, prod);
+		out.len += prod;
+	} while (rc != 0);
+	gb_free(&x->mem);
+	x->mem = out;
+	x->secrets += (unsigned)x->filler->count;
+	return 0;
+}
+
+/**
+ * body_filler() - set up request body secrets for the current request
+ * @px:		flow
+ *
+ * Only when some secret opted in to bodies: the body then streams through
+ * a filler. Where one of those may go to this host the body's length can
+ * change, and a body the guest framed by length goes upstream chunked.
+ *
+ * Return: 0, or an HTTP status (x.reason set).
+ */
+static int body_filler(struct proxy *px)
+{
+	const struct policy *pol = px->ctx->policy;
+	struct exch *x = &px->x;
+	bool resize;
+	size_t k;
+
+	x->up_chunked = x->rb == RB_CHUNKED;
+	if (x->websocket || x->rb == RB_NONE)
+		return 0;
+	for (k = 0; k < pol->nsecrets && !pol->secrets[k].in_body; k++)
+		;
+	if (k == pol->nsecrets)
+		return 0;
+	x->filler = malloc(sizeof(*x->filler));
+	x->fbuf = malloc(PROXY_PIECE);
+	if (!x->filler || !x->fbuf) {
+		set_reason(px, "out of memory");
+		return 502;
+	}
+	resize = secret_filler_init(x->filler, pol->secrets, pol->nsecrets, &x->host, x->port);
+	if (x->rb == RB_MEM)
+		return fill_mem(px);
+	x->up_chunked = x->up_chunked || resize;
+	return 0;
+}
+
+/**
  * build_uhead() - the request head for upstream
  * @px:		flow
  *
@@ -1155,6 +1267,7 @@ static int build_uhead(struct proxy *px)
 	const struct policy *pol = px->ctx->policy;
 	struct exch *x = &px->x;
 	struct http1_header h[PX_HEADERS_OUT];
+	struct http1_slice target = x->view.target;
 	char hostv[HOSTPAT_TEXT_MAX + 8], lenv[24], *arena;
 	size_t n = 0, used = 0, i, need;
 	int rc, which = -1, hl;
@@ -1173,16 +1286,21 @@ static int build_uhead(struct proxy *px)
 		return 502;
 	}
 	if (pol->nsecrets) {			/* placeholders in the target */
-		rc = secret_substitute(pol->secrets, pol->nsecrets, &x->host, x->port,
-				       x->view.target.p, x->view.target.len, arena,
-				       PROXY_UHEAD_MAX, &used, &which);
-		used = 0;
-		if (rc == -EACCES) {
+		rc = secret_target_substitute(pol->secrets, pol->nsecrets, &x->host, x->port,
+					      target.p, target.len, arena, PROXY_UHEAD_MAX,
+					      &used, &which);
+		if (rc < 0) {
+			free(arena);
+			if (rc != -EACCES) {
+				set_reason(px, "the target is too long after secret substitution");
+				return 414;
+			}
 			set_reason(px, "secret %s may not be sent to %s",
 				   which >= 0 ? pol->secrets[which].name : "?", x->host.name);
-			free(arena);
 			return 403;
 		}
+		x->secrets += (unsigned)rc;
+		target = (struct http1_slice){ arena, used };
 	}
 	h[n].name = sl("Host");
 	h[n++].value = sl(hostv);
@@ -1201,12 +1319,16 @@ static int build_uhead(struct proxy *px)
 		}
 		n++;
 	}
+	if ((rc = body_filler(px)) != 0) {
+		free(arena);
+		return rc;
+	}
 	if (x->websocket) {
 		h[n].name = sl("Connection");
 		h[n++].value = sl("Upgrade");
 		h[n].name = sl("Upgrade");
 		h[n++].value = sl("websocket");
-	} else if (x->rb == RB_CHUNKED) {
+	} else if (x->up_chunked) {
 		h[n].name = sl("Transfer-Encoding");
 		h[n++].value = sl("chunked");
 	} else if (x->rb == RB_LENGTH || x->rb == RB_MEM) {
@@ -1216,7 +1338,7 @@ static int build_uhead(struct proxy *px)
 		h[n++].value = sl(lenv);
 	}
 	need = http1_write_request_head(x->uhead, PROXY_UHEAD_MAX, x->view.method,
-					x->view.target, 1, h, n);
+					target, 1, h, n);
 	free(arena);
 	if (need == 0 || need > PROXY_UHEAD_MAX) {
 		set_reason(px, need ? "the request head is too large" :
@@ -1303,6 +1425,173 @@ static void px_forward(struct proxy *px)
 }
 
 /**
+ * body_piece() - the next decoded request body bytes waiting in in
+ * @px:		flow (RB_LENGTH or RB_CHUNKED)
+ * @max:	most input bytes to look at
+ * @used:	input bytes consumed (the caller advances in_off)
+ * @data:	decoded bytes
+ * @dlen:	their number
+ *
+ * Return: 1 when the body is complete with this piece, 0 when more is to
+ * come, or -1 for a malformed chunked body (x.rdec.err says why).
+ */
+static int body_piece(struct proxy *px, size_t max, size_t *used,
+		      const char **data, size_t *dlen)
+{
+	struct exch *x = &px->x;
+	size_t avail = px->in_len - px->in_off;
+
+	if (avail > max)
+		avail = max;
+	if (x->rb == RB_CHUNKED)
+		return chunked_decode(&x->rdec, px->in + px->in_off, avail, used, data, dlen);
+	*data = px->in + px->in_off;
+	*dlen = avail < x->rb_left ? avail : (size_t)x->rb_left;
+	*used = *dlen;
+	return x->rb_left == *dlen;
+}
+
+/**
+ * body_taken() - account for a piece body_piece() returned
+ * @px:		flow
+ * @used:	input bytes consumed
+ * @dlen:	decoded bytes
+ */
+static void body_taken(struct proxy *px, size_t used, size_t dlen)
+{
+	struct exch *x = &px->x;
+
+	px->in_off += used;
+	x->bytes_in += used;
+	if (x->rb == RB_LENGTH)
+		x->rb_left -= dlen;
+}
+
+/**
+ * up_body_write() - send request body bytes upstream in our framing
+ * @px:		flow
+ * @p:		bytes
+ * @n:		their number (0 writes nothing)
+ *
+ * Return: 0, or -1 after failing the flow.
+ */
+static int up_body_write(struct proxy *px, const void *p, size_t n)
+{
+	char ch[CHUNKED_HEAD_MAX];
+	uv_buf_t b[3];
+	unsigned k = 0;
+
+	if (n == 0)
+		return 0;
+	if (px->x.up_chunked)
+		b[k++] = uv_buf_init(ch, (unsigned)chunked_head(ch, n));
+	b[k++] = uv_buf_init((char *)p, (unsigned)n);
+	if (px->x.up_chunked)
+		b[k++] = uv_buf_init((char *)"\r\n", 2);
+	if (upstream_write(px->up, b, k) < 0) {
+		px->x.up_err = UV_EPIPE;
+		px_error(px, 502, "cannot write to the server");
+		return -1;
+	}
+	return 0;
+}
+
+/**
+ * up_body_end() - the request body is complete: last chunk, RB_DONE
+ * @px:		flow
+ *
+ * Return: 0, or -1 after failing the flow.
+ */
+static int up_body_end(struct proxy *px)
+{
+	uv_buf_t b = uv_buf_init((char *)CHUNKED_LAST, sizeof(CHUNKED_LAST) - 1);
+
+	if (px->x.up_chunked && upstream_write(px->up, &b, 1) < 0) {
+		px->x.up_err = UV_EPIPE;
+		px_error(px, 502, "cannot write to the server");
+		return -1;
+	}
+	px->x.rb = RB_DONE;
+	return 0;
+}
+
+/**
+ * fill_out() - decoded body bytes through the filler, then upstream
+ * @px:		flow (x.filler set)
+ * @data:	bytes
+ * @len:	their number
+ * @last:	the body ends with them: flush the filler
+ *
+ * Return: 0, or -1 after failing the flow (a denied placeholder is 403
+ * while no response head went to the guest).
+ */
+static int fill_out(struct proxy *px, const char *data, size_t len, bool last)
+{
+	struct exch *x = &px->x;
+	size_t took, prod;
+	int rc = 1;
+
+	while (len > 0 || (last && rc != 0)) {
+		took = 0;
+		if (len > 0)
+			took = secret_stream_feed(x->filler, data, len, x->fbuf, PROXY_PIECE, &prod);
+		else
+			rc = secret_stream_finish(x->filler, x->fbuf, PROXY_PIECE, &prod);
+		if (x->filler->denied >= 0) {
+			px_error(px, fill_denied(px), x->reason_buf);
+			return -1;
+		}
+		if (up_body_write(px, x->fbuf, prod) < 0)
+			return -1;
+		data += took;
+		len -= took;
+	}
+	if (last)
+		x->secrets += (unsigned)x->filler->count;
+	return 0;
+}
+
+/**
+ * request_body_pieces() - move a decoded request body piece by piece
+ * @px:		flow (EXCHANGE; RB_CHUNKED, or RB_LENGTH with a filler)
+ *
+ * Through the filler when there is one: a piece can then grow up to
+ * SECRET_VALUE_MAX / SECRET_PREFIX_LEN times, so pieces stay small and go
+ * only while upstream has room for the worst of it.
+ *
+ * Return: true when bytes moved.
+ */
+static bool request_body_pieces(struct proxy *px)
+{
+	struct exch *x = &px->x;
+	size_t room, max, used, dlen;
+	const char *data;
+	bool moved = false;
+	int rc;
+
+	while (px->in_off < px->in_len) {
+		room = upstream_writable(px->up);
+		if (room < (x->filler ? PROXY_PIECE : 2 * CHUNKED_HEAD_MAX + 1))
+			break;
+		max = x->filler ? PROXY_PIECE / 4 : room - 2 * CHUNKED_HEAD_MAX;
+		rc = body_piece(px, max, &used, &data, &dlen);
+		if (rc < 0) {
+			set_reason(px, "malformed chunked request body: %s", x->rdec.err);
+			px_error(px, 400, NULL);
+			return true;
+		}
+		body_taken(px, used, dlen);
+		moved = moved || used > 0;
+		if ((x->filler ? fill_out(px, data, dlen, rc == 1) : up_body_write(px, data, dlen)) < 0 ||
+		    (rc == 1 && up_body_end(px) < 0))
+			return true;
+		if (rc == 1 || used == 0)
+			break;
+	}
+	return moved;
+}
+
+/**
  * px_request_body() - move request body bytes toward upstream
  * @px:		flow (EXCHANGE)
  *
@@ -1311,80 +1600,41 @@ static void px_forward(struct proxy *px)
 static bool px_request_body(struct proxy *px)
 {
 	struct exch *x = &px->x;
-	size_t room = px->up ? upstream_writable(px->up) : 0, avail, n, used, dlen;
-	char ch[CHUNKED_HEAD_MAX];
+	size_t room = px->up ? upstream_writable(px->up) : 0, n, used, dlen;
 	const char *data;
 	bool moved = false;
-	uv_buf_t b[3];
 	int rc;
 
-	if (x->rb == RB_LENGTH) {
-		avail = px->in_len - px->in_off;
-		n = avail < room ? avail : room;
-		if (n > x->rb_left)
-			n = (size_t)x->rb_left;
-		if (n == 0)
+	if (!px->up)
+		return false;
+	if (x->rb == RB_CHUNKED || (x->rb == RB_LENGTH && x->filler)) {
+		moved = request_body_pieces(px);
+	} else if (x->rb == RB_LENGTH) {
+		rc = body_piece(px, room, &used, &data, &dlen);
+		if (dlen == 0)
 			return false;
-		b[0] = uv_buf_init(px->in + px->in_off, (unsigned)n);
-		if (upstream_write(px->up, b, 1) < 0)
-			goto broken;
-		px->in_off += n;
-		x->rb_left -= n;
-		x->bytes_in += n;
+		if (up_body_write(px, data, dlen) < 0)
+			return true;
+		body_taken(px, used, dlen);
 		moved = true;
-		if (x->rb_left == 0)
+		if (rc == 1)
 			x->rb = RB_DONE;
 	} else if (x->rb == RB_MEM) {
 		n = x->mem.len - x->mem.off < room ? x->mem.len - x->mem.off : room;
 		if (n == 0 && x->mem.off < x->mem.len)
 			return false;
-		b[0] = uv_buf_init(x->mem.p + x->mem.off, (unsigned)n);
-		if (n && upstream_write(px->up, b, 1) < 0)
-			goto broken;
+		if (up_body_write(px, x->mem.p + x->mem.off, n) < 0)
+			return true;
 		x->mem.off += n;
 		moved = n > 0;
 		if (x->mem.off == x->mem.len)
 			x->rb = RB_DONE;
-	} else if (x->rb == RB_CHUNKED) {
-		while (room > 2 * CHUNKED_HEAD_MAX && px->in_off < px->in_len) {
-			avail = px->in_len - px->in_off;
-			if (avail > room - 2 * CHUNKED_HEAD_MAX)
-				avail = room - 2 * CHUNKED_HEAD_MAX;
-			rc = chunked_decode(&x->rdec, px->in + px->in_off, avail, &used, &data, &dlen);
-			if (rc < 0) {
-				set_reason(px, "malformed chunked request body: %s", x->rdec.err);
-				px_error(px, 400, NULL);
-				return true;
-			}
-			px->in_off += used;
-			x->bytes_in += used;
-			moved = moved || used > 0;
-			n = 0;
-			if (dlen) {
-				b[n++] = uv_buf_init(ch, (unsigned)chunked_head(ch, dlen));
-				b[n++] = uv_buf_init((char *)data, (unsigned)dlen);
-				b[n++] = uv_buf_init((char *)"\r\n", 2);
-			} else if (rc == 1) {
-				b[n++] = uv_buf_init((char *)CHUNKED_LAST, sizeof(CHUNKED_LAST) - 1);
-			}
-			if (n && upstream_write(px->up, b, (unsigned)n) < 0)
-				goto broken;
-			if (rc == 1) {
-				x->rb = RB_DONE;
-				break;
-			}
-			room = upstream_writable(px->up);
-		}
 	}
 	if (x->rb == RB_DONE)
 		x->req_done_ms = now_ms(px);
 	if (moved)
 		px->last_ms = now_ms(px);
 	return moved;
-broken:
-	x->up_err = UV_EPIPE;
-	px_error(px, 502, "cannot write to the server");
-	return true;
 }
 
 /* ---- response toward the guest ---- */
@@ -1801,7 +2051,7 @@ static bool stage_b(struct proxy *px)
 	while (px->poff < px->plen && room > PROXY_PIECE / 4) {
 		cap = room - 2 * CHUNKED_HEAD_MAX < PROXY_PIECE ? room - 2 * CHUNKED_HEAD_MAX : PROXY_PIECE;
 		if (x->masker) {
-			take = secret_masker_feed(x->masker, px->pbuf + px->poff,
+			take = secret_stream_feed(x->masker, px->pbuf + px->poff,
 						  px->plen - px->poff, px->tmp, cap, &produced);
 			emit_body(px, px->tmp, produced);
 		} else {
@@ -1834,7 +2084,7 @@ static bool body_finish(struct proxy *px)
 	while (x->masker) {
 		if (room < PROXY_PIECE / 4 + 2 * CHUNKED_HEAD_MAX)
 			return false;
-		rc = secret_masker_finish(x->masker, px->tmp, PROXY_PIECE, &produced);
+		rc = secret_stream_finish(x->masker, px->tmp, PROXY_PIECE, &produced);
 		emit_body(px, px->tmp, produced);
 		room = out_room(px);
 		if (rc == 0)
@@ -2187,7 +2437,7 @@ static void body_ready(struct proxy *px, struct growbuf *b, const char *err)
 static bool buffer_request_body(struct proxy *px)
 {
 	struct exch *x = &px->x;
-	size_t avail, used, dlen;
+	size_t used, dlen;
 	const char *data;
 	bool moved = false;
 	int rc;
@@ -2201,15 +2451,7 @@ static bool buffer_request_body(struct proxy *px)
 		moved = true;
 	}
 	while (px->in_off < px->in_len && (x->rb == RB_LENGTH || x->rb == RB_CHUNKED)) {
-		avail = px->in_len - px->in_off;
-		if (x->rb == RB_LENGTH) {
-			data = px->in + px->in_off;
-			dlen = avail < x->rb_left ? avail : (size_t)x->rb_left;
-			used = dlen;
-			rc = x->rb_left == dlen;
-		} else {
-			rc = chunked_decode(&x->rdec, px->in + px->in_off, avail, &used, &data, &dlen);
-		}
+		rc = body_piece(px, PROXY_IN_MAX, &used, &data, &dlen);
 		if (rc < 0) {
 			set_reason(px, "malformed chunked request body: %s", x->rdec.err);
 			body_ready(px, &x->mem, "malformed body");
@@ -2224,9 +2466,7 @@ static bool buffer_request_body(struct proxy *px)
 		if (dlen)
 			memcpy(x->mem.p + x->mem.len, data, dlen);
 		x->mem.len += dlen;
-		px->in_off += used;
-		x->bytes_in += used;
-		x->rb_left -= x->rb == RB_LENGTH ? dlen : 0;
+		body_taken(px, used, dlen);
 		moved = true;
 		if (rc == 1) {
 			x->rb = RB_NONE;	/* nothing left on the wire */

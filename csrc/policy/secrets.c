@@ -18,6 +18,11 @@
  * inside a placeholder is never searched for values. Output goes to a
  * caller buffer; not fitting is -ENOSPC, and the caller fails closed.
  *
+ * secret_target_substitute() does the same for a request target, but
+ * replaces only in the query and only placeholders of secrets that opted
+ * in (@in_query), percent-encoding the value; every other placeholder in
+ * the target is left as it is, and still refused toward a wrong host.
+ *
  * secret_basic_substitute() handles "Basic <token>" (Authorization and
  * Proxy-Authorization): the token must be strict base64 (padded, canonical,
  * at most SECRET_BASIC_MAX bytes decoded); it is decoded, substituted as
@@ -31,6 +36,11 @@
  * (fewer than SECRET_VALUE_MAX bytes) until the next chunk or finish
  * decides it. Held bytes plus output that did not fit stay in a fixed
  * SECRET_MASK_BUF buffer; feed() reports how much input it took.
+ *
+ * Request bodies run the same stream the other way (a filler): the
+ * placeholders of secrets that opted in (@in_body) become their values
+ * where the host allows the secret, and stop the stream (@denied) where
+ * it does not; other bytes pass unchanged.
  */
 
 #include <errno.h>
@@ -311,6 +321,67 @@ static int denied_value_at(const struct secret *sec, size_t n,
 	return -1;
 }
 
+/* How subst_scan() writes an allowed secret's value. */
+enum subst_mode {
+	SUBST_RAW,	/* every placeholder, the value as is (header values) */
+	SUBST_QUERY,	/* placeholders of @in_query secrets, percent-encoded */
+	SUBST_KEEP,	/* none: placeholders are only checked (target path) */
+};
+
+/**
+ * put_pct() - append bytes percent-encoded (all but RFC 3986 unreserved)
+ * @o: output
+ * @s: bytes
+ * @n: count
+ *
+ * Return: false when they do not fit.
+ */
+static bool put_pct(struct outbuf *o, const uint8_t *s, size_t n)
+{
+	static const char hex[] = "0123456789ABCDEF";
+	uint8_t e[3] = { '%' };
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		uint8_t c = s[i];
+
+		if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+		    (c >= '0' && c <= '9') || c == '-' || c == '.' || c == '_' || c == '~') {
+			if (!out_put(o, &c, 1))
+				return false;
+			continue;
+		}
+		e[1] = (uint8_t)hex[c >> 4];
+		e[2] = (uint8_t)hex[c & 15];
+		if (!out_put(o, e, 3))
+			return false;
+	}
+	return true;
+}
+
+/**
+ * subst_put() - write what replaces secret @s's placeholder
+ * @s: secret (allowed toward the host)
+ * @mode: enum subst_mode
+ * @o: output
+ *
+ * Return: 1 replaced, 0 placeholder kept, -ENOSPC.
+ */
+static int subst_put(const struct secret *s, int mode, struct outbuf *o)
+{
+	bool ok;
+
+	if (mode == SUBST_KEEP || (mode == SUBST_QUERY && !s->in_query))
+		ok = out_put(o, s->placeholder, s->placeholder_len);
+	else if (mode == SUBST_QUERY)
+		ok = put_pct(o, s->value, s->value_len);
+	else
+		ok = out_put(o, s->value, s->value_len);
+	if (!ok)
+		return -ENOSPC;
+	return mode == SUBST_RAW || (mode == SUBST_QUERY && s->in_query);
+}
+
 /**
  * subst_scan() - substitute placeholders in @in into @o
  * @sec: secrets
@@ -319,6 +390,7 @@ static int denied_value_at(const struct secret *sec, size_t n,
  * @port: destination port
  * @in: text
  * @len: its length
+ * @mode: enum subst_mode
  * @o: output
  * @which: the offending secret's index on -EACCES
  *
@@ -326,10 +398,11 @@ static int denied_value_at(const struct secret *sec, size_t n,
  */
 static int subst_scan(const struct secret *sec, size_t n,
 		      const struct hostpat_host *h, unsigned port,
-		      const uint8_t *in, size_t len, struct outbuf *o, int *which)
+		      const uint8_t *in, size_t len, int mode, struct outbuf *o,
+		      int *which)
 {
 	size_t i = 0, from = 0;
-	int k, count = 0;
+	int k, rc, count = 0;
 
 	while (i < len) {
 		k = placeholder_at(sec, n, in + i, len - i);
@@ -346,11 +419,11 @@ static int subst_scan(const struct secret *sec, size_t n,
 			return -EACCES;
 		}
 		if (!out_put(o, in + from, i - from) ||
-		    !out_put(o, sec[k].value, sec[k].value_len))
+		    (rc = subst_put(&sec[k], mode, o)) < 0)
 			return -ENOSPC;
 		i += sec[k].placeholder_len;
 		from = i;
-		count++;
+		count += rc;
 	}
 	return out_put(o, in + from, len - from) ? count : -ENOSPC;
 }
@@ -382,9 +455,49 @@ int secret_substitute(const struct secret *sec, size_t n,
 
 	if (len > INT_MAX)
 		return -ENOSPC;
-	rc = subst_scan(sec, n, h, port, (const uint8_t *)in, len, &o, which);
+	rc = subst_scan(sec, n, h, port, (const uint8_t *)in, len, SUBST_RAW, &o, which);
 	*outlen = o.len;
 	return rc;
+}
+
+/**
+ * secret_target_substitute() - placeholders in a request target
+ * @sec: secrets
+ * @n: their number
+ * @h: destination host (normalised)
+ * @port: destination port
+ * @in: request target (origin form: path, then "?" query)
+ * @len: its length (at most INT_MAX)
+ * @out: output buffer
+ * @cap: its size
+ * @outlen: bytes written to @out
+ * @which: on -EACCES, the index of the secret that blocked the request
+ *
+ * Only the query of @in_query secrets is rewritten; see the top comment.
+ *
+ * Return: substitutions made (>= 0), -EACCES, or -ENOSPC.
+ */
+int secret_target_substitute(const struct secret *sec, size_t n,
+			     const struct hostpat_host *h, unsigned port,
+			     const char *in, size_t len, char *out, size_t cap,
+			     size_t *outlen, int *which)
+{
+	struct outbuf o = { (uint8_t *)out, 0, cap };
+	const char *q = memchr(in, '?', len);
+	size_t plen = q ? (size_t)(q - in) : len;
+	int rc, rq = 0;
+
+	*outlen = 0;
+	if (len > INT_MAX)
+		return -ENOSPC;
+	rc = subst_scan(sec, n, h, port, (const uint8_t *)in, plen, SUBST_KEEP, &o, which);
+	if (rc >= 0 && q)
+		rq = subst_scan(sec, n, h, port, (const uint8_t *)q, len - plen,
+				SUBST_QUERY, &o, which);
+	if (rc < 0 || rq < 0)
+		return rc < 0 ? rc : rq;
+	*outlen = o.len;
+	return rq;
 }
 
 /**
@@ -585,7 +698,7 @@ int secret_basic_substitute(const struct secret *sec, size_t n,
 	if (!basic_token(in, len, &ts, &te) ||
 	    (dl = secret_base64_decode(in + ts, te - ts, dec, sizeof(dec))) < 0)
 		return copy_value(in, len, &o, outlen);
-	rc = subst_scan(sec, n, h, port, dec, (size_t)dl, &so, which);
+	rc = subst_scan(sec, n, h, port, dec, (size_t)dl, SUBST_RAW, &so, which);
 	explicit_bzero(dec, sizeof(dec));
 	if (rc <= 0) {
 		explicit_bzero(sub, sizeof(sub));
@@ -605,85 +718,131 @@ int secret_basic_substitute(const struct secret *sec, size_t n,
 }
 
 /**
- * build_first() - mark the bytes that start some value
+ * needle() - what a stream looks for of secret @k
  * @sec: secrets
- * @n: their number
- * @first: 256 flags out
- */
-static void build_first(const struct secret *sec, size_t n, bool *first)
-{
-	size_t k;
-
-	memset(first, 0, 256 * sizeof(*first));
-	for (k = 0; k < n; k++)
-		if (sec[k].value_len)
-			first[sec[k].value[0]] = true;
-}
-
-/**
- * mask_at() - what to do at one position of a masking scan
- * @sec: secrets
- * @n: their number
- * @p: text
- * @avail: bytes from @p to the end of what is known
- * @final: no more bytes will follow
+ * @k: index
+ * @fill: the stream is a filler
+ * @len: its length out
  *
- * Return: index of the longest value matching at @p, -1 when none does, or
- * -2 when a longer value might still match once more bytes arrive.
+ * Return: the placeholder (filling) or the real value (masking).
  */
-static int mask_at(const struct secret *sec, size_t n, const uint8_t *p,
-		   size_t avail, bool final)
+static const uint8_t *needle(const struct secret *sec, size_t k, bool fill,
+			     size_t *len)
 {
-	size_t k, vl;
-	int best = -1;
-
-	for (k = 0; k < n; k++) {
-		vl = sec[k].value_len;
-		if (vl == 0 || sec[k].value[0] != p[0])
-			continue;
-		if (vl > avail) {
-			if (!final && memcmp(p, sec[k].value, avail) == 0)
-				return -2;
-			continue;
-		}
-		if (memcmp(p, sec[k].value, vl) == 0 &&
-		    (best < 0 || vl > sec[best].value_len))
-			best = (int)k;
+	if (fill) {
+		*len = sec[k].placeholder_len;
+		return (const uint8_t *)sec[k].placeholder;
 	}
-	return best;
+	*len = sec[k].value_len;
+	return sec[k].value;
 }
 
 /**
- * struct mask_scan - one masking pass
+ * struct mask_scan - one pass of a stream (or of secret_mask())
  * @sec:	secrets
  * @n:		their number
- * @first:	bytes that start some value
+ * @fill:	placeholders to values, see struct secret_stream
+ * @use:	fill: enum secret_use per secret
+ * @first:	bytes that start a needle
  * @final:	no input follows what is given
- * @count:	values masked (advanced)
+ * @count:	replacements (advanced)
+ * @denied:	fill: set to a denied secret's index when one is found
  * @need_more:	set when the pass stopped for lack of input
  */
 struct mask_scan {
 	const struct secret *sec;
 	size_t n;
+	bool fill;
+	const uint8_t *use;
 	const bool *first;
 	bool final;
 	size_t *count;
+	int *denied;
 	bool need_more;
 };
 
 /**
- * mask_run() - mask as much of @in as is decided and fits in @o
+ * build_first() - mark the bytes that start some needle
+ * @ms: pass (sec, n, fill, use set)
+ * @first: 256 flags out
+ */
+static void build_first(const struct mask_scan *ms, bool *first)
+{
+	const uint8_t *nd;
+	size_t k, len;
+
+	memset(first, 0, 256 * sizeof(*first));
+	for (k = 0; k < ms->n; k++) {
+		nd = needle(ms->sec, k, ms->fill, &len);
+		if (len && (!ms->fill || ms->use[k] != SECRET_SKIP))
+			first[nd[0]] = true;
+	}
+}
+
+/**
+ * mask_at() - what to do at one position of a scan
+ * @ms: pass
+ * @p: text
+ * @avail: bytes from @p to the end of what is known
+ *
+ * Return: index of the longest needle matching at @p, -1 when none does,
+ * or -2 when a longer needle might still match once more bytes arrive.
+ */
+static int mask_at(const struct mask_scan *ms, const uint8_t *p, size_t avail)
+{
+	const uint8_t *nd;
+	size_t k, vl, bl = 0;
+	int best = -1;
+
+	for (k = 0; k < ms->n; k++) {
+		if (ms->fill && ms->use[k] == SECRET_SKIP)
+			continue;
+		nd = needle(ms->sec, k, ms->fill, &vl);
+		if (vl == 0 || nd[0] != p[0])
+			continue;
+		if (vl > avail) {
+			if (!ms->final && memcmp(p, nd, avail) == 0)
+				return -2;
+			continue;
+		}
+		if (memcmp(p, nd, vl) == 0 && (best < 0 || vl > bl)) {
+			best = (int)k;
+			bl = vl;
+		}
+	}
+	return best;
+}
+
+/**
+ * mask_put() - write the replacement for needle @k
+ * @ms: pass
+ * @k: secret index
+ * @o: output
+ *
+ * Return: false when it does not fit.
+ */
+static bool mask_put(const struct mask_scan *ms, int k, struct outbuf *o)
+{
+	const struct secret *s = &ms->sec[k];
+
+	if (ms->fill)
+		return out_put(o, s->value, s->value_len);
+	return out_put(o, s->placeholder, s->placeholder_len);
+}
+
+/**
+ * mask_run() - replace as much of @in as is decided and fits in @o
  * @ms: pass parameters
  * @in: text
  * @len: its length
  * @o: output
  *
- * Return: bytes of @in consumed.
+ * Return: bytes of @in consumed (a denied needle stops the pass before it).
  */
 static size_t mask_run(struct mask_scan *ms, const uint8_t *in, size_t len,
 		       struct outbuf *o)
 {
-	size_t i = 0, j, take;
+	size_t i = 0, j, take, nl;
 	int k;
 
 	ms->need_more = false;
@@ -695,16 +854,23 @@ static size_t mask_run(struct mask_scan *ms, const uint8_t *in, size_t len,
 		i += take;
 		if (i < j || i == len)
 			break;			/* output full, or done */
-		k = mask_at(ms->sec, ms->n, in + i, len - i, ms->final);
+		k = mask_at(ms, in + i, len - i);
 		if (k == -2) {
 			ms->need_more = true;
 			break;
 		}
-		if (k == -1 ? !out_put(o, in + i, 1) :
-			      !out_put(o, ms->sec[k].placeholder, ms->sec[k].placeholder_len))
+		if (k >= 0 && ms->fill && ms->use[k] == SECRET_DENY) {
+			*ms->denied = k;
 			break;
-		i += k == -1 ? 1 : ms->sec[k].value_len;
-		*ms->count += k != -1;
+		}
+		if (k == -1 ? !out_put(o, in + i, 1) : !mask_put(ms, k, o))
+			break;
+		nl = 1;
+		if (k >= 0) {
+			needle(ms->sec, (size_t)k, ms->fill, &nl);
+			(*ms->count)++;
+		}
+		i += nl;
 	}
 	return i;
 }
@@ -727,12 +893,12 @@ int secret_mask(const struct secret *sec, size_t n, const void *in, size_t len,
 	struct outbuf o = { out, 0, cap };
 	bool first[256];
 	size_t count = 0;
-	struct mask_scan ms = { sec, n, first, true, &count, false };
+	struct mask_scan ms = { sec, n, false, NULL, first, true, &count, NULL, false };
 
 	*outlen = 0;
 	if (len > INT_MAX)
 		return -ENOSPC;
-	build_first(sec, n, first);
+	build_first(&ms, first);
 	if (mask_run(&ms, in, len, &o) < len)
 		return -ENOSPC;
 	*outlen = o.len;
@@ -740,50 +906,107 @@ int secret_mask(const struct secret *sec, size_t n, const void *in, size_t len,
 }
 
 /**
- * secret_masker_init() - start masking a stream
- * @m: masker
- * @sec: secrets (must outlive @m)
- * @n: their number
+ * stream_pass() - the pass parameters of a stream
+ * @m: stream
+ * @final: no more input follows
+ *
+ * Return: pass parameters pointing into @m.
  */
-void secret_masker_init(struct secret_masker *m, const struct secret *sec,
-			size_t n)
+static struct mask_scan stream_pass(struct secret_stream *m, bool final)
 {
-	m->sec = sec;
-	m->n = n;
-	m->count = 0;
-	m->len = 0;
-	build_first(sec, n, m->first);
+	struct mask_scan ms = { m->sec, m->n, m->fill, m->use, m->first, final,
+				&m->count, &m->denied, false };
+
+	return ms;
 }
 
 /**
- * secret_masker_feed() - mask the next chunk of a stream
- * @m: masker
+ * secret_masker_init() - start masking a response stream
+ * @m: stream
+ * @sec: secrets (must outlive @m)
+ * @n: their number
+ */
+void secret_masker_init(struct secret_stream *m, const struct secret *sec,
+			size_t n)
+{
+	struct mask_scan ms;
+
+	m->sec = sec;
+	m->n = n;
+	m->fill = false;
+	m->count = 0;
+	m->denied = -1;
+	m->len = 0;
+	ms = stream_pass(m, false);
+	build_first(&ms, m->first);
+}
+
+/**
+ * secret_filler_init() - start filling a request body toward a host
+ * @m: stream
+ * @sec: secrets (must outlive @m), at most SECRET_MAX
+ * @n: their number
+ * @h: destination host
+ * @port: destination port
+ *
+ * Return: true when some value can be filled in, so the body's length may
+ * change; false when the stream can only pass bytes or stop (denied).
+ */
+bool secret_filler_init(struct secret_stream *m, const struct secret *sec,
+			size_t n, const struct hostpat_host *h, unsigned port)
+{
+	struct mask_scan ms;
+	bool resizes = false;
+	size_t k;
+
+	m->sec = sec;
+	m->n = n < SECRET_MAX ? n : SECRET_MAX;
+	m->fill = true;
+	m->count = 0;
+	m->denied = -1;
+	m->len = 0;
+	for (k = 0; k < m->n; k++) {
+		m->use[k] = !sec[k].in_body ? SECRET_SKIP :
+			    host_allowed(&sec[k], h, port) ? SECRET_FILL : SECRET_DENY;
+		resizes = resizes || m->use[k] == SECRET_FILL;
+	}
+	ms = stream_pass(m, false);
+	build_first(&ms, m->first);
+	return resizes;
+}
+
+/**
+ * secret_stream_feed() - replace in the next chunk of a stream
+ * @m: stream
  * @in: chunk
  * @len: its length
  * @out: output buffer
- * @cap: its size, at least SECRET_MASK_OUT_MIN
+ * @cap: its size, at least SECRET_MASK_OUT_MIN (masking) or
+ *	 SECRET_FILL_OUT_MIN (filling)
  * @produced: bytes written to @out
  *
  * Call again with the rest of @in until all is taken. Output can lag the
- * input by fewer than SECRET_MASK_BUF bytes; secret_masker_finish() ends
- * the stream.
+ * input by fewer than SECRET_MASK_BUF bytes; secret_stream_finish() ends
+ * the stream. A filler that met a denied placeholder (@denied >= 0) takes
+ * nothing more.
  *
- * Return: bytes of @in taken (0 only when @cap is too small or the held
- * bytes filled the output).
+ * Return: bytes of @in taken (0 only when @cap is too small, the held
+ * bytes filled the output, or the stream was denied).
  */
-size_t secret_masker_feed(struct secret_masker *m, const void *in, size_t len,
+size_t secret_stream_feed(struct secret_stream *m, const void *in, size_t len,
 			  void *out, size_t cap, size_t *produced)
 {
 	struct outbuf o = { out, 0, cap };
-	struct mask_scan ms = { m->sec, m->n, m->first, false, &m->count, false };
+	struct mask_scan ms = stream_pass(m, false);
 	size_t take, used;
 
 	*produced = 0;
-	if (cap < SECRET_MASK_OUT_MIN || len == 0)
+	if (cap < (m->fill ? SECRET_FILL_OUT_MIN : SECRET_MASK_OUT_MIN) || len == 0 ||
+	    m->denied >= 0)
 		return 0;
-	if (m->len == 0) {		/* nothing held: mask in place */
+	if (m->len == 0) {		/* nothing held: work in place */
 		used = mask_run(&ms, in, len, &o);
-		if (ms.need_more) {	/* the rest is < SECRET_VALUE_MAX */
+		if (ms.need_more) {	/* the rest is shorter than a needle */
 			memcpy(m->buf, (const uint8_t *)in + used, len - used);
 			m->len = len - used;
 			used = len;
@@ -802,25 +1025,30 @@ size_t secret_masker_feed(struct secret_masker *m, const void *in, size_t len,
 }
 
 /**
- * secret_masker_finish() - flush what the masker holds at end of stream
- * @m: masker
+ * secret_stream_finish() - flush what the stream holds at its end
+ * @m: stream
  * @out: output buffer
  * @cap: its size
  * @produced: bytes written to @out
  *
  * Return: 0 when everything was flushed, 1 when @out was too small (call
- * again).
+ * again), -EACCES when a filler was denied (see @denied).
  */
-int secret_masker_finish(struct secret_masker *m, void *out, size_t cap,
+int secret_stream_finish(struct secret_stream *m, void *out, size_t cap,
 			 size_t *produced)
 {
 	struct outbuf o = { out, 0, cap };
-	struct mask_scan ms = { m->sec, m->n, m->first, true, &m->count, false };
+	struct mask_scan ms = stream_pass(m, true);
 	size_t used;
 
-	used = mask_run(&ms, m->buf, m->len, &o);
-	memmove(m->buf, m->buf + used, m->len - used);
-	m->len -= used;
-	*produced = o.len;
+	*produced = 0;
+	if (m->denied < 0) {
+		used = mask_run(&ms, m->buf, m->len, &o);
+		memmove(m->buf, m->buf + used, m->len - used);
+		m->len -= used;
+		*produced = o.len;
+	}
+	if (m->denied >= 0)
+		return -EACCES;
 	return m->len ? 1 : 0;
 }

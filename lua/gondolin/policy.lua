@@ -24,7 +24,7 @@ local M = {}
 
 local OPTIONS = { "allow", "allow_internal", "resolve", "secrets", "on_request",
                   "on_response", "on_event", "audit" }
-local SECRET_OPTIONS = { "hosts", "value" }
+local SECRET_OPTIONS = { "hosts", "value", "query", "body" }
 local MAX_LIST = 4096
 local DENY_BODY = "403 Forbidden: denied by policy\n"
 
@@ -416,7 +416,13 @@ local function validate_secrets(v)
     if #hosts == 0 then
       check.fail(w(".hosts"), "expected at least one host the secret may be sent to", 2)
     end
-    out[#out + 1] = { name = name, value = s.value, hosts = hosts }
+    for _, k in ipairs { "query", "body" } do
+      if s[k] ~= nil and type(s[k]) ~= "boolean" then
+        check.fail(w("." .. k), ("expected true or false (substitute in the request %s too), got %s")
+          :format(k, type(s[k])), 2)
+      end
+    end
+    out[#out + 1] = { name = name, value = s.value, hosts = hosts, query = s.query, body = s.body }
   end
   return out
 end

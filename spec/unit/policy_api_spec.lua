@@ -81,6 +81,11 @@ describe("gondolin.policy", function()
       err_of(gondolin.policy, { secrets = { T = { host = "a.test", value = "v" } } }), 1, true)
     assert.matches("secrets.T.hosts[1] 'a.*'",
       err_of(gondolin.policy, { secrets = { T = { hosts = { "a.*" }, value = "v" } } }), 1, true)
+    assert.matches("secrets.T.query': expected true or false",
+      err_of(gondolin.policy, { secrets = { T = { hosts = { "a.test" }, value = "v", query = "yes" } } }), 1, true)
+    assert.matches("secrets.T.body': expected true or false",
+      err_of(gondolin.policy, { secrets = { T = { hosts = { "a.test" }, value = "v", body = 1 } } }), 1, true)
+    assert.is_table(gondolin.policy { secrets = { T = { hosts = { "a.test" }, value = "v", query = true, body = false } } })
   end)
 
   it("gives every secret a random placeholder, different per policy", function()

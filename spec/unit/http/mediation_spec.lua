@@ -441,6 +441,88 @@ describe("HTTP mediation (no VM)", function()
     end)
   end)
 
+  describe("secrets in the query and the body (opt-in)", function()
+    local p
+
+    before_each(function()
+      p = policy { allow = { "example.test", "other.test" },
+                   secrets = {
+                     Q = { hosts = { "example.test" }, value = "q&v=1 +", query = true },
+                     B = { hosts = { "example.test" }, value = "the-real-body-value", body = true },
+                     H = { hosts = { "example.test" }, value = "header-only" },
+                   },
+                   on_request = function(r)
+                     if r.path == "/hooked" then r:set_body(r:body() .. "!") r.path = "/echo" end
+                   end }
+      g = new_guest(p)
+      ip = g:resolve("example.test")
+      host = "example.test:" .. srv.port
+    end)
+
+    local function post(to_ip, to_host, path, body, extra)
+      local c = g:connect(to_ip, srv.port)
+      c:write(("POST %s HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n%s\r\n%s")
+        :format(path, to_host, extra or ("Content-Length: " .. #body .. "\r\n"), body), 300)
+      return c:read_all()
+    end
+
+    it("fills an opted-in placeholder in the query, percent-encoded", function()
+      local rx = post(ip, host, "/echo?k=" .. p.placeholders.Q .. "&h=" .. p.placeholders.H, "")
+      assert.matches("^HTTP/1.1 200 ", rx)
+      local seen = srv:last("^/echo").path
+      assert.equal("/echo?k=q%26v%3D1%20%2B&h=" .. p.placeholders.H, seen)
+      assert.is_nil(rx:find("q&v=1 +", 1, true))
+    end)
+
+    it("fills a length-framed body, sent upstream chunked", function()
+      local body = '{"a":"' .. p.placeholders.B .. '","b":"' .. p.placeholders.H .. '"}'
+      local rx = post(ip, host, "/echo", body)
+      assert.matches("^HTTP/1.1 200 ", rx)
+      local r = srv:last("^/echo$")
+      assert.equal('{"a":"the-real-body-value","b":"' .. p.placeholders.H .. '"}', r.body)
+      assert.equal("chunked", r.headers["transfer-encoding"])
+      assert.is_nil(rx:find("the-real-body-value", 1, true))   -- the echo is masked
+    end)
+
+    it("fills a chunked body with a placeholder split across chunks", function()
+      local ph = p.placeholders.B
+      local body = ("%x\r\nx=%s\r\n%x\r\n%s;\r\n0\r\n\r\n"):format(
+        2 + 20, ph:sub(1, 20), #ph - 20 + 1, ph:sub(21))
+      post(ip, host, "/echo", body, "Transfer-Encoding: chunked\r\n")
+      assert.equal("x=the-real-body-value;", srv:last("^/echo$").body)
+    end)
+
+    it("fills a body a hook buffered, keeping an exact Content-Length", function()
+      post(ip, host, "/hooked", "k=" .. p.placeholders.B)
+      local r = srv:last("^/echo$")
+      assert.equal("k=the-real-body-value!", r.body)
+      assert.equal(tostring(#"k=the-real-body-value!"), r.headers["content-length"])
+    end)
+
+    it("keeps Content-Length toward a host no body secret may reach", function()
+      local oip = g:resolve("other.test")
+      local rx = post(oip, "other.test:" .. srv.port, "/echo", "plain body")
+      assert.matches("^HTTP/1.1 200 ", rx)
+      local r = srv:last("^/echo$")
+      assert.equal("plain body", r.body)
+      assert.equal("10", r.headers["content-length"])
+    end)
+
+    it("refuses an opted-in placeholder in a body toward another host", function()
+      local oip = g:resolve("other.test")
+      local rx = post(oip, "other.test:" .. srv.port, "/echo", string.rep("x", 5000) .. p.placeholders.B)
+      assert.matches("^HTTP/1.1 403 ", rx)
+      assert.matches("secret B may not be sent to other.test", rx, 1, true)
+      assert.equal("deny", g.events[#g.events].decision)
+    end)
+
+    it("refuses an opted-in placeholder in the query toward another host", function()
+      local oip = g:resolve("other.test")
+      local rx = post(oip, "other.test:" .. srv.port, "/echo?k=" .. p.placeholders.Q, "")
+      assert.matches("^HTTP/1.1 403 ", rx)
+    end)
+  end)
+
   describe("hooks", function()
     local seen
 

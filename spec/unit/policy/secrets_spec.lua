@@ -231,3 +231,102 @@ describe("core.secret_masker", function()
     assert.equal(1, n)
   end)
 end)
+
+describe("core.secret_target_substitute", function()
+  local q = secret("TOKEN", "s3cr3t+/=?& x", { "example.com" }, 11)
+  q.query = true
+  local h = secret("HDR", "header-only", { "example.com" }, 12)
+  local secrets = { q, h }
+
+  local function unescape(s)
+    return (s:gsub("%%(%x%x)", function(x) return string.char(tonumber(x, 16)) end))
+  end
+
+  it("fills an opted-in placeholder in the query, percent-encoded", function()
+    local out, n = core.secret_target_substitute("/api?token=" .. q.placeholder .. "&a=1", "example.com", secrets)
+    assert.equal(1, n)
+    assert.equal("/api?token=s3cr3t%2B%2F%3D%3F%26%20x&a=1", out)
+    assert.equal(q.value, unescape(out:match("token=([^&]*)")))
+  end)
+
+  it("leaves the path and secrets without query = true untouched", function()
+    local t = "/p/" .. q.placeholder .. "?h=" .. h.placeholder
+    local out, n = core.secret_target_substitute(t, "example.com", secrets)
+    assert.equal(0, n)
+    assert.equal(t, out)
+  end)
+
+  it("leaves a target without placeholders as it is", function()
+    assert.equal("/a?b=c#d", (core.secret_target_substitute("/a?b=c#d", "example.com", secrets)))
+  end)
+
+  it("refuses any placeholder, in path or query, toward another host", function()
+    for _, t in ipairs { "/x?t=" .. q.placeholder, "/" .. q.placeholder, "/?h=" .. h.placeholder } do
+      local out, why, name = core.secret_target_substitute(t, "evil.org", secrets)
+      assert.is_nil(out)
+      assert.equal("blocked", why)
+      assert.truthy(name == "TOKEN" or name == "HDR")
+    end
+  end)
+
+  it("refuses a real value in the target toward another host", function()
+    local out, why = core.secret_target_substitute("/x?v=header-only", "evil.org", secrets)
+    assert.is_nil(out)
+    assert.equal("blocked", why)
+  end)
+end)
+
+describe("core.secret_filler", function()
+  local b = secret("BODY", "real-body-secret", { "example.com" }, 21)
+  b.body = true
+  local plain = secret("PLAIN", "not-in-bodies", { "example.com" }, 22)
+  local secrets = { b, plain }
+
+  local function fill(host, chunks)
+    local m, resizes = core.secret_filler(secrets, host)
+    local out = {}
+    for _, c in ipairs(chunks) do
+      local o, why, name = m:feed(c)
+      if not o then return nil, why, name end
+      out[#out + 1] = o
+    end
+    local o, why, name = m:finish()
+    if not o then return nil, why, name end
+    out[#out + 1] = o
+    return table.concat(out), m:count(), resizes
+  end
+
+  it("replaces opted-in placeholders toward their host, for every split", function()
+    local text = '{"key":"' .. b.placeholder .. '","p":"' .. plain.placeholder .. '"} ' .. b.placeholder
+    local want = '{"key":"real-body-secret","p":"' .. plain.placeholder .. '"} real-body-secret'
+    for i = 0, #text, 3 do
+      local out, n, resizes = fill("example.com", { text:sub(1, i), text:sub(i + 1) })
+      assert.equal(want, out)
+      assert.equal(2, n)
+      assert.is_true(resizes)
+    end
+    local bytes = {}
+    for i = 1, #text do bytes[i] = text:sub(i, i) end
+    assert.equal(want, (fill("example.com", bytes)))
+  end)
+
+  it("passes bodies unchanged toward other hosts and can not resize them", function()
+    local text = "no placeholder here, just GONDOLIN_SECRET_ and " .. plain.placeholder
+    local out, n, resizes = fill("other.org", { text })
+    assert.equal(text, out)
+    assert.equal(0, n)
+    assert.is_false(resizes)
+  end)
+
+  it("stops at an opted-in placeholder headed to another host", function()
+    local out, why, name = fill("other.org", { "abc ", b.placeholder:sub(1, 30), b.placeholder:sub(31) .. " def" })
+    assert.is_nil(out)
+    assert.equal("blocked", why)
+    assert.equal("BODY", name)
+  end)
+
+  it("ignores secrets that did not opt in to bodies", function()
+    local _, resizes = core.secret_filler({ plain }, "example.com")
+    assert.is_false(resizes)
+  end)
+end)
