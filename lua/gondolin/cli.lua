@@ -26,8 +26,10 @@ network policy (deny by default: with no --allow-host nothing leaves):
   --allow-host PATTERN        host the guest may reach over HTTP: a.b, *.a.b, a.b:PORT (repeatable)
   --allow-internal HOST:PORT  let this exact host:port through the private-range block (repeatable)
   --resolve HOST=IP           resolve HOST to IP on the host side, like curl --resolve (repeatable)
-  --secret NAME@HOSTS=ENVVAR  the guest sees $NAME as a placeholder; the host sends the value of
-                              $ENVVAR instead, only to HOSTS (comma-separated patterns) (repeatable)
+  --secret NAME@HOSTS=ENVVAR[:query][:body]
+                              the guest sees $NAME as a placeholder; the host sends the value of
+                              $ENVVAR instead, only to HOSTS (comma-separated patterns), in header
+                              values, and also in the query or the body when named (repeatable)
   --audit FILE                append one JSON line per network decision to FILE
 ]]
 
@@ -45,10 +47,11 @@ local VALUE_FLAGS = { image = true, memory = true, cpus = true, accel = true, en
 local LIST_FLAGS = { env = true, ["allow-host"] = true, ["allow-internal"] = true,
                      resolve = true, secret = true }
 
--- --secret NAME@HOST[,HOST...]=ENVVAR
+-- --secret NAME@HOST[,HOST...]=ENVVAR[:query][:body]
 local ident = (lpeg.R("az", "AZ") + "_") * (lpeg.R("az", "AZ", "09") + "_") ^ 0
 local host_list = lpeg.Ct(lpeg.C((lpeg.P(1) - lpeg.S ",=") ^ 1) * ("," * lpeg.C((lpeg.P(1) - lpeg.S ",=") ^ 1)) ^ 0)
-local secret_pat = lpeg.C(ident) * "@" * host_list * "=" * lpeg.C(ident) * -1
+local opt_in = lpeg.Cf(lpeg.Ct "" * (":" * lpeg.Cg(lpeg.C(lpeg.P "query" + "body") * lpeg.Cc(true))) ^ 0, rawset)
+local secret_pat = lpeg.C(ident) * "@" * host_list * "=" * lpeg.C(ident) * opt_in * -1
 -- --resolve HOST=IP
 local resolve_pat = lpeg.C((lpeg.P(1) - "=") ^ 1) * "=" * lpeg.C(lpeg.P(1) ^ 1) * -1
 local BOOL_FLAGS = { console = true }
@@ -86,7 +89,7 @@ function M.parse(args, first)
       if name == "env" and not require("gondolin.check").env_pattern:match(value) then
         return nil, ("--env expects NAME=value, got '%s'"):format(value)
       elseif name == "secret" and not secret_pat:match(value) then
-        return nil, ("--secret expects NAME@HOST[,HOST...]=ENVVAR, got '%s'"):format(value)
+        return nil, ("--secret expects NAME@HOST[,HOST...]=ENVVAR[:query][:body], got '%s'"):format(value)
       elseif name == "resolve" and not resolve_pat:match(value) then
         return nil, ("--resolve expects HOST=IP, got '%s'"):format(value)
       end
@@ -120,12 +123,12 @@ local function cli_policy(opts)
     p.resolve[host] = ip
   end
   for _, s in ipairs(opts.secret) do
-    local name, hosts, var = secret_pat:match(s)
+    local name, hosts, var, opt = secret_pat:match(s)
     local value = os.getenv(var)
     if not value then
       error(("gondolin: --secret %s: environment variable %s is not set"):format(name, var), 0)
     end
-    p.secrets[name] = { hosts = hosts, value = value }
+    p.secrets[name] = { hosts = hosts, value = value, query = opt.query, body = opt.body }
   end
   return gondolin.policy(p)
 end

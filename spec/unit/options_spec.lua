@@ -79,6 +79,15 @@ describe("cli.parse", function()
     assert.matches("NAME=value", err)
   end)
 
+  it("takes --secret with optional :query and :body", function()
+    local o = cli.parse({ "exec", "--secret", "T@a.test,*.b.test:8080=ENV_T:query:body", "--secret", "U@c.test=U" }, 2)
+    assert.same({ "T@a.test,*.b.test:8080=ENV_T:query:body", "U@c.test=U" }, o.secret)
+    for _, bad in ipairs { "T@a.test=ENV:bogus", "T@a.test=ENV:", "T@=ENV", "T=ENV" } do
+      local _, err = cli.parse({ "exec", "--secret", bad }, 2)
+      assert.matches("NAME@HOST%[,HOST...%]=ENVVAR%[:query%]%[:body%]", err)
+    end
+  end)
+
   it("returns exit status 2 with usage for no arguments", function()
     assert.equal(0, cli.main { "--help" })
   end)

@@ -27,12 +27,19 @@ describe("gondolin exec network flags", function()
 
   it("lets allowed hosts through and injects secrets only toward their hosts", function()
     local flags = base(srv.port)
-    for _, f in ipairs { "--secret", "TOKEN@example.test=GONDOLIN_SPEC_TOKEN" } do flags[#flags + 1] = f end
+    for _, f in ipairs { "--secret", "TOKEN@example.test=GONDOLIN_SPEC_TOKEN",
+                         "--secret", "Q@example.test=GONDOLIN_SPEC_Q:query" } do
+      flags[#flags + 1] = f
+    end
     local code, out = gondolin_exec(flags, ([[
       echo "guest sees: $TOKEN"
-      wget -q -O- --header "Authorization: Bearer $TOKEN" http://example.test:%d/echo]]):format(srv.port),
-      { GONDOLIN_SPEC_TOKEN = "real-value-42" })
+      wget -q -O /dev/null "http://example.test:%d/echo?q=$Q&t=$TOKEN"
+      wget -q -O- --header "Authorization: Bearer $TOKEN" http://example.test:%d/echo]]):format(srv.port, srv.port),
+      { GONDOLIN_SPEC_TOKEN = "real-value-42", GONDOLIN_SPEC_Q = "q v" })
     assert.equal(0, code, out)
+    -- :query fills Q in the query, percent-encoded; TOKEN only goes in headers
+    local q = srv.requests[#srv.requests - 1]
+    assert.matches("^/echo%?q=q%%20v&t=GONDOLIN_SECRET_TOKEN_%x+$", q.path)
     local placeholder = out:match("guest sees: (GONDOLIN_SECRET_TOKEN_%x+)")
     assert.truthy(placeholder)
     -- the server got the real value ...
