@@ -1543,8 +1543,10 @@ static int fill_out(struct proxy *px, const char *data, size_t len, bool last)
 		}
 		if (up_body_write(px, x->fbuf, prod) < 0)
 			return -1;
-		data += took;
-		len -= took;
+		if (took) {		/* data may be NULL when len is 0 */
+			data += took;
+			len -= took;
+		}
 	}
 	if (last)
 		x->secrets += (unsigned)x->filler->count;
