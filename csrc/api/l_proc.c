@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /* l_proc.c - child processes (QEMU) started by spawn.c, watched on luv's loop
  *
- * A proc is a pidfd polled for readability; when it fires the child is
+ * A proc is a pidfd polled for readability (or, without pidfds, a timer
+ * that tries waitpid every PROC_POLL_MS); when the child has exited it is
  * reaped and on_exit(code, signal) runs (user value 1). If the Lua value is
  * collected or closed while the child still runs, the child is SIGKILLed and
  * reaped: a VM never outlives the object that owns it.
@@ -18,10 +19,15 @@
 #include "vmm/spawn.h"
 
 #define PROC_MT		"gondolin.proc"
+#define PROC_POLL_MS	20
 
 struct proc {
 	struct api_handle h;	/* must be first */
-	uv_poll_t poll;
+	union {			/* poll on the pidfd, or timer without one */
+		uv_handle_t any;
+		uv_poll_t poll;
+		uv_timer_t timer;
+	} w;
 	pid_t pid;
 	int pidfd;
 	int reaped;
@@ -40,7 +46,8 @@ static void on_uv_close(uv_handle_t *handle)
 {
 	struct proc *pr = handle->data;
 
-	close(pr->pidfd);
+	if (pr->pidfd >= 0)
+		close(pr->pidfd);
 	free(pr);
 }
 
@@ -58,22 +65,25 @@ static void proc_release(struct proc *pr)
 		waitpid(pr->pid, NULL, 0);	/* prompt after SIGKILL */
 		pr->reaped = 1;
 	}
-	uv_poll_stop(&pr->poll);
-	uv_close((uv_handle_t *)&pr->poll, on_uv_close);
+	uv_close(&pr->w.any, on_uv_close);	/* also stops it */
 }
 
-static void on_exit_ready(uv_poll_t *poll, int status, int events)
+/**
+ * proc_check() - reap the child if it exited, and report it
+ * @pr:		proc
+ */
+static void proc_check(struct proc *pr)
 {
-	struct proc *pr = poll->data;
 	lua_State *L = pr->h.L;
 	int st;
 
-	(void)status;
-	(void)events;
 	if (pr->reaped || waitpid(pr->pid, &st, WNOHANG) != pr->pid)
 		return;
 	pr->reaped = 1;
-	uv_poll_stop(&pr->poll);
+	if (pr->pidfd >= 0)
+		uv_poll_stop(&pr->w.poll);
+	else
+		uv_timer_stop(&pr->w.timer);
 	if (WIFSIGNALED(st)) {
 		lua_pushnil(L);
 		lua_pushinteger(L, WTERMSIG(st));
@@ -82,6 +92,18 @@ static void on_exit_ready(uv_poll_t *poll, int status, int events)
 		lua_pushnil(L);
 	}
 	api_call_uservalue(L, pr, 1, 2);
+}
+
+static void on_exit_ready(uv_poll_t *poll, int status, int events)
+{
+	(void)status;
+	(void)events;
+	proc_check(poll->data);
+}
+
+static void on_exit_tick(uv_timer_t *timer)
+{
+	proc_check(timer->data);
 }
 
 /**
@@ -155,9 +177,14 @@ static int lproc_spawn(lua_State *L)
 	}
 	pr->pid = pid;
 	pr->pidfd = pidfd;
-	uv_poll_init(api_loop(L), &pr->poll, pidfd);
-	pr->poll.data = pr;
-	uv_poll_start(&pr->poll, UV_READABLE, on_exit_ready);
+	if (pidfd >= 0) {
+		uv_poll_init(api_loop(L), &pr->w.poll, pidfd);
+		uv_poll_start(&pr->w.poll, UV_READABLE, on_exit_ready);
+	} else {
+		uv_timer_init(api_loop(L), &pr->w.timer);
+		uv_timer_start(&pr->w.timer, on_exit_tick, PROC_POLL_MS, PROC_POLL_MS);
+	}
+	pr->w.any.data = pr;
 	*p = pr;
 	api_handle_register(L, -1, pr);
 	lua_pushvalue(L, 3);

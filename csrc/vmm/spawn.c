@@ -19,7 +19,8 @@
  *
  * The caller watches the returned pidfd (readable once the child exits) and
  * reaps with waitpid(); no SIGCHLD handler is involved, so libuv's own child
- * handling is unaffected.
+ * handling is unaffected. Where pidfd_open() does not exist (Linux < 5.3,
+ * valgrind) the pidfd is -1 and the caller polls waitpid() instead.
  */
 
 #include <errno.h>
@@ -99,7 +100,7 @@ static void child_exec(const struct spawn_req *req, int errfd, pid_t parent)
  * spawn_child() - fork and exec @req
  * @req:	what to run
  * @pid:	set to the child's pid
- * @pidfd:	set to a CLOEXEC pidfd for the child
+ * @pidfd:	set to a CLOEXEC pidfd for the child, or -1 without pidfds
  *
  * Return: 0, or -errno (exec failures included, the child already reaped)
  */
@@ -133,13 +134,14 @@ int spawn_child(const struct spawn_req *req, pid_t *pid, int *pidfd)
 		return -err;
 	}
 	*pidfd = (int)syscall(SYS_pidfd_open, child, 0);
-	if (*pidfd < 0) {
+	if (*pidfd < 0 && errno != ENOSYS) {
 		err = -errno;
 		kill(child, SIGKILL);
 		waitpid(child, NULL, 0);
 		return err;
 	}
-	fcntl(*pidfd, F_SETFD, FD_CLOEXEC);
+	if (*pidfd >= 0)
+		fcntl(*pidfd, F_SETFD, FD_CLOEXEC);
 	*pid = child;
 	return 0;
 }
