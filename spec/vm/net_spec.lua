@@ -32,7 +32,9 @@ describe("HTTP mediation #vm", function()
       allow_internal = { "127.0.0.1:" .. srv.port },
       resolve = { ["example.test"] = "127.0.0.1", ["other.test"] = "127.0.0.1",
                   ["denied.test"] = "127.0.0.1" },
-      secrets = { TOKEN = { hosts = { "example.test" }, value = "s3cr3t-value" } },
+      secrets = { TOKEN = { hosts = { "example.test" }, value = "s3cr3t-value" },
+                  -- bodies toward example.test (the uploads) are only scanned for it
+                  BODYKEY = { hosts = { "other.test" }, value = "body-value-7", body = true } },
       on_event = function(ev) events[#events + 1] = ev end,
       audit = audit_file,
     }
@@ -184,6 +186,24 @@ describe("HTTP mediation #vm", function()
       assert.is_nil(r.stdout:find("s3cr3t", 1, true))
       assert.matches("X-Leak: " .. pol.placeholders.TOKEN, r.stdout, 1, true)
       assert.matches("value=" .. pol.placeholders.TOKEN, r.stdout, 1, true)
+    end)
+
+    it("fills an opted-in secret in a request body, toward its host only", function()
+      local r = sh [[wget -qO- --post-data "k=$BODYKEY" http://other.test:PORT/echo]]
+      assert.equal(0, r.code, r.stderr)
+      assert.equal("k=body-value-7", srv:last("^/echo$").body)
+      assert.is_nil(r.stdout:find("body-value-7", 1, true))
+      local n = #srv.requests
+      r = sh [[wget -qO- --post-data "k=$BODYKEY" http://example.test:PORT/echo; echo rc=$?]]
+      assert.matches("rc=1", r.stdout)
+      assert.matches("403", r.stderr)
+      -- the body streams: the head may have gone, but the body stopped short
+      for i = n + 1, #srv.requests do
+        local body = srv.requests[i].body or ""
+        assert.is_nil(body:find("body-value-7", 1, true))
+        assert.is_nil(body:find(pol.placeholders.BODYKEY, 1, true))
+      end
+      assert.matches("secret BODYKEY", find_event(events, { host = "example.test", status = 403 }).reason, 1, true)
     end)
 
     it("blocks a placeholder headed to another host (403 and an event)", function()
