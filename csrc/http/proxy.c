@@ -21,6 +21,8 @@
  *   HOOK_REQ  on_request runs in Lua; the flow is paused (no guest reads)
  *             unless the hook asked for the body, which is then buffered
  *             up to PROXY_HOOK_BODY_MAX;
+ *   BODY      a body of at most PROXY_FILL_BODY_MAX that secrets may be
+ *             filled into is buffered first (see Secrets below);
  *   CONNECT   the request head for upstream is built (hop-by-hop fields
  *             dropped, secrets substituted toward their hosts only) and
  *             the upstream connection resolves and connects; every
@@ -63,10 +65,13 @@
  * Basic credentials), in the query for secrets with in_query, and in the
  * body for secrets with in_body, only toward each secret's hosts; toward
  * any other host they refuse the request (403). A body streams through a
- * filler (secrets.c) only when some secret opted in to bodies; where one
- * may go to this host the length can change, so a body the guest framed
- * by length goes upstream chunked (a hook's buffered body is filled in
- * memory and keeps an exact Content-Length). Responses are masked back.
+ * filler (secrets.c) only when some secret opted in to bodies. A body of
+ * known length up to PROXY_FILL_BODY_MAX is buffered and filled before the
+ * upstream connection opens (state BODY), so it keeps an exact
+ * Content-Length and a refused placeholder sends nothing upstream; so is a
+ * hook's buffered body. Longer or chunked bodies stream through the filler
+ * and, where a value may be filled in, go upstream chunked. Responses are
+ * masked back.
  *
  * Hooks: the embedder's on_request/on_response start a Lua coroutine and
  * return; its result comes back through proxy_hook_*(), which only copy
@@ -108,6 +113,7 @@
 enum px_state {
 	PX_IDLE,
 	PX_HOOK_REQ,
+	PX_BODY,
 	PX_CONNECT,
 	PX_EXCHANGE,
 	PX_HOOK_RES,
@@ -1405,6 +1411,27 @@ static void px_connect(struct proxy *px)
 }
 
 /**
+ * fill_buffers_body() - whether to buffer the body for secrets first
+ * @px:		flow (request approved)
+ *
+ * Return: true for a body of known length up to PROXY_FILL_BODY_MAX when
+ * some secret opted in to bodies.
+ */
+static bool fill_buffers_body(const struct proxy *px)
+{
+	const struct policy *pol = px->ctx->policy;
+	const struct exch *x = &px->x;
+	size_t k;
+
+	if (x->body_done || x->rb != RB_LENGTH || x->rb_left > PROXY_FILL_BODY_MAX)
+		return false;
+	for (k = 0; k < pol->nsecrets; k++)
+		if (pol->secrets[k].in_body)
+			return true;
+	return false;
+}
+
+/**
  * px_forward() - the request is approved: build its head and connect
  * @px:		flow
  */
@@ -1414,6 +1441,10 @@ static void px_forward(struct proxy *px)
 
 	if (buffers_get(px) < 0) {
 		px_error(px, 502, "out of memory");
+		return;
+	}
+	if (fill_buffers_body(px)) {
+		px->state = PX_BODY;
 		return;
 	}
 	status = build_uhead(px);
@@ -2426,7 +2457,7 @@ int proxy_hook_body(struct proxy *px)
  */
 static void body_ready(struct proxy *px, struct growbuf *b, const char *err)
 {
-	if (px->ctx->ops->body)
+	if (px->x.hook_pending && px->ctx->ops->body)
 		px->ctx->ops->body(px->ctx->ud, px, err ? NULL : b->p, err ? 0 : b->len, err);
 }
 
@@ -2687,6 +2718,7 @@ static bool guest_wants_reads(const struct proxy *px)
 	case PX_EXCHANGE:
 	case PX_TUNNEL:
 	case PX_CONNECT:
+	case PX_BODY:
 		return true;
 	case PX_HOOK_REQ:
 		return px->x.want_body;
@@ -2842,8 +2874,35 @@ static void on_timeout(struct proxy *px)
 		px_error(px, 504, "the server sent no response head in time");
 	else if (px->state == PX_EXCHANGE)
 		px_error(px, 504, "no progress in time");
+	else if (px->state == PX_BODY)
+		px_error(px, 408, "the request body did not arrive in time");
 	else
 		px_abort(px);
+}
+
+/**
+ * body_step() - buffer a body for secrets, then forward the request
+ * @px:		flow (BODY)
+ *
+ * Return: true when something moved.
+ */
+static bool body_step(struct proxy *px)
+{
+	struct exch *x = &px->x;
+	bool moved = buffer_request_body(px);
+
+	if (px->state != PX_BODY)
+		return true;			/* it failed the request */
+	if (x->body_done) {
+		x->rb = x->mem.len ? RB_MEM : RB_NONE;
+		px_forward(px);
+		return true;
+	}
+	if (px->guest_fin && px->in_off == px->in_len && !tcp_readable(px->c)) {
+		px_error(px, 400, "the request body ended early");
+		return true;
+	}
+	return moved;
 }
 
 /**
@@ -2965,6 +3024,9 @@ static bool px_step(struct proxy *px)
 		else if (x->want_body)
 			moved = buffer_request_body(px) || moved;
 		break;
+	case PX_BODY:
+		moved = body_step(px) || moved;
+		break;
 	case PX_CONNECT:
 		if (x->conn_done)
 			connect_result(px), moved = true;
@@ -3020,6 +3082,8 @@ static uint64_t next_deadline(const struct proxy *px)
 		return d;
 	case PX_TUNNEL:
 		return px->last_ms + PROXY_TUNNEL_IDLE_MS;
+	case PX_BODY:
+		return px->last_ms + PROXY_IDLE_MS;
 	case PX_CLOSING:
 		return px->last_ms + PROXY_IDLE_MS;
 	default:

@@ -22,6 +22,7 @@
 #define PROXY_OUT_RESERVE	1024			/* kept free for an error response */
 #define PROXY_UHEAD_MAX		(HTTP1_MAX_HEAD + 8 * 1024)	/* request head toward upstream */
 #define PROXY_HOOK_BODY_MAX	(8 * 1024 * 1024)	/* a body buffered for a hook */
+#define PROXY_FILL_BODY_MAX	(1024 * 1024)		/* a body buffered for secrets */
 #define PROXY_HEAD_MS		30000		/* a request head must be complete within */
 #define PROXY_KEEPALIVE_MS	60000		/* idle keep-alive connection from the guest */
 #define PROXY_HEADER_MS		60000		/* response head after the request was sent */

@@ -206,6 +206,23 @@ describe("HTTP mediation #vm", function()
       assert.matches("secret BODYKEY", find_event(events, { host = "example.test", status = 403 }).reason, 1, true)
     end)
 
+    it("streams a body over the buffering limit through the filler, chunked", function()
+      local r = sh [[yes abcdefgh | head -c 2000000 > /tmp/big && echo "k=$BODYKEY" >> /tmp/big &&
+        wget -qO- --post-file /tmp/big http://other.test:PORT/upload]]
+      assert.equal(0, r.code, r.stderr)
+      local want = string.rep("abcdefgh\n", 2000000 // 9 + 1):sub(1, 2000000) .. "k=body-value-7\n"
+      local tmp = os.tmpname()
+      local f = assert(io.open(tmp, "wb"))
+      f:write(want)
+      f:close()
+      local p = assert(io.popen("sha256sum " .. tmp))
+      local sum = p:read("a"):match("^(%x+)")
+      p:close()
+      os.remove(tmp)
+      assert.equal(("%d %s\n"):format(#want, sum), r.stdout)
+      assert.equal("chunked", srv:last("^/upload$").headers["transfer-encoding"])
+    end)
+
     it("blocks a placeholder headed to another host (403 and an event)", function()
       local n = #srv.requests
       local r = sh [[wget -qO- --header "X-Key: $TOKEN" http://other.test:PORT/echo; echo rc=$?]]

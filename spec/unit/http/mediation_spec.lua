@@ -474,13 +474,15 @@ describe("HTTP mediation (no VM)", function()
       assert.is_nil(rx:find("q&v=1 +", 1, true))
     end)
 
-    it("fills a length-framed body, sent upstream chunked", function()
+    it("fills a length-framed body, keeping an exact Content-Length", function()
       local body = '{"a":"' .. p.placeholders.B .. '","b":"' .. p.placeholders.H .. '"}'
       local rx = post(ip, host, "/echo", body)
       assert.matches("^HTTP/1.1 200 ", rx)
       local r = srv:last("^/echo$")
-      assert.equal('{"a":"the-real-body-value","b":"' .. p.placeholders.H .. '"}', r.body)
-      assert.equal("chunked", r.headers["transfer-encoding"])
+      local want = '{"a":"the-real-body-value","b":"' .. p.placeholders.H .. '"}'
+      assert.equal(want, r.body)
+      assert.equal(tostring(#want), r.headers["content-length"])
+      assert.is_nil(r.headers["transfer-encoding"])
       assert.is_nil(rx:find("the-real-body-value", 1, true))   -- the echo is masked
     end)
 
@@ -510,8 +512,10 @@ describe("HTTP mediation (no VM)", function()
 
     it("refuses an opted-in placeholder in a body toward another host", function()
       local oip = g:resolve("other.test")
+      local n = #srv.requests
       local rx = post(oip, "other.test:" .. srv.port, "/echo", string.rep("x", 5000) .. p.placeholders.B)
       assert.matches("^HTTP/1.1 403 ", rx)
+      assert.equal(n, #srv.requests)    -- buffered first: nothing went upstream
       assert.matches("secret B may not be sent to other.test", rx, 1, true)
       assert.equal("deny", g.events[#g.events].decision)
     end)
@@ -540,6 +544,7 @@ describe("HTTP mediation (no VM)", function()
         end,
         on_response = function(res, r)
           if r.path == "/hello" then res.headers["X-Seen"] = "1" end
+          if r.path == "/bytes/10" then res:set_body("<" .. #res:body() .. ">") end
         end,
       })
       ip = g:resolve("example.test")
@@ -571,6 +576,10 @@ describe("HTTP mediation (no VM)", function()
       local rx = exchange("/body", "Content-Length: 5\r\n", "abcde")
       assert.equal("[abcde]", srv:last("^/echo$").body)
       assert.matches("\n%[abcde%]$", rx)
+    end)
+
+    it("buffers the response body for on_response and sends its replacement", function()
+      assert.matches("\r\n\r\n<10>$", exchange "/bytes/10")
     end)
 
     it("fails closed with 502 when the hook raises", function()
