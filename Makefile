@@ -114,9 +114,14 @@ $(BUILD)/fuzz/%: fuzz/%.c $(PURE_SRC) $(CORE_HDR) $(wildcard fuzz/*.h)
 
 fuzz: $(FUZZ_TARGETS)
 	@for t in $(FUZZ_TARGETS); do \
-		mkdir -p fuzz/corpus-$$(basename $$t); \
-		echo "fuzz: $$t for $(FUZZ_SECONDS)s"; \
-		$$t -max_total_time=$(FUZZ_SECONDS) -print_final_stats=0 fuzz/corpus-$$(basename $$t) fuzz/seeds/$$(basename $$t) 2>&1 | tail -3 || exit 1; \
+		n=$$(basename $$t); seeds=; \
+		[ -d fuzz/seeds/$$n ] && seeds=fuzz/seeds/$$n; \
+		mkdir -p fuzz/corpus-$$n; \
+		echo "fuzz: $$n for $(FUZZ_SECONDS)s"; \
+		$$t -max_total_time=$(FUZZ_SECONDS) -print_final_stats=0 fuzz/corpus-$$n $$seeds \
+			> $(BUILD)/fuzz/$$n.log 2>&1; rc=$$?; \
+		tail -3 $(BUILD)/fuzz/$$n.log; \
+		[ $$rc -eq 0 ] || { echo "fuzz: $$n failed (log: $(BUILD)/fuzz/$$n.log)"; exit 1; }; \
 	done
 
 bench: all kernel

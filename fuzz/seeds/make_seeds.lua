@@ -65,3 +65,15 @@ write("frame_fuzz/session", "\x3f" .. frames)
 write("frame_fuzz/tiny_chunks", "\x7f" .. frames)
 write("frame_fuzz/oversized", "\x08" .. frame(7, 0, string.rep("x", 40))
   .. frame(7, 0, "ok") .. string.pack(">I4BI4", 0xffffffff, 2, 9))
+
+-- secrets_fuzz: byte 0 = secrets (b & 3), query opt-in (bit 2), body opt-in
+-- per secret (bits 3..5); then per secret a length byte (1 + b % 24) and the
+-- value; the rest is the text. The target's placeholders use random bytes
+-- k * 17 + 1, names "A", "B_2", "c".
+local function ph(name, k) return "GONDOLIN_SECRET_" .. name .. "_" .. string.rep(("%02x"):format(k * 17 + 1), 24) end
+os.execute("mkdir -p " .. dir .. "/secrets_fuzz")
+write("secrets_fuzz/query_headers", "\x0e" .. "\x04s3cr3" .. "\x02abc" ..
+  "/api?token=" .. ph("A", 0) .. "&b=" .. ph("B_2", 1) .. " Bearer s3cr3 abc")
+write("secrets_fuzz/body", "\x3b" .. "\x05value" .. "\x07longer-v" .. "\x00x" ..
+  '{"a":"' .. ph("A", 0) .. '","b":"' .. ph("B_2", 1) .. ph("c", 2) .. '"} value x ' ..
+  ph("A", 0):sub(1, 30))
