@@ -23,7 +23,9 @@
  * events and reports one audit record per request. Every other verdict
  * is a refusal (reset) reported once per flow; TLS is refused until TLS
  * interception exists. Flows that send nothing for FLOW_SNIFF_MS are
- * reset. Audit records go to Lua through on_event (user value 1), and
+ * reset: sniffing flows wait in accept order (their deadlines are too), so
+ * only the oldest is looked at; mediated flows sit on a list of their own
+ * and cost the timers nothing. Audit records go to Lua through on_event (user value 1), and
  * only when it is a function: no Lua runs per packet, and none per
  * request unless the policy has hooks or someone listens for events.
  *
@@ -51,17 +53,16 @@
 #define NETIF_MT	"gondolin.netif"
 #define NETIF_TX	(512 * 1024)		/* per output buffer (two of them) */
 #define NETIF_RX	(64 * 1024 + NET_MAX_FRAME + 4)
-#define NETIF_NO_DEADLINE UINT64_MAX
 
 enum { UV_ON_EVENT = 1, UV_POLICY, UV_COUNT = UV_POLICY };
 
 /**
  * struct flow - one guest TCP connection
- * @next, @pprev: nif->flows links
+ * @next, @pprev: links on nif->sniffing or nif->mediated
  * @nif:	interface
  * @c:		the connection
  * @id:		flow id (audit records)
- * @deadline:	sniff deadline, NETIF_NO_DEADLINE once classified
+ * @deadline:	sniff deadline
  * @px:		HTTP mediation, once classified as HTTP
  * @n:		bytes sniffed
  * @buf:	those bytes
@@ -87,7 +88,9 @@ struct flow {
  * @closed:	netif_shut() ran
  * @handles:	libuv handles not yet closed (pipe, timer, mediation idle)
  * @slot:	the userdata's pointer, cleared on shut
- * @flows:	flows
+ * @sniffing:	flows being classified, oldest first
+ * @sniff_tail:	where the next sniffing flow is linked
+ * @mediated:	flows handed to the HTTP mediation
  * @rx:		input buffer
  * @rx_len:	bytes in it
  * @tx:		output buffers: tx[0] fills, tx[1] is in flight
@@ -107,7 +110,8 @@ struct netif {
 	struct net net;
 	int closed, handles;
 	struct netif **slot;
-	struct flow *flows;
+	struct flow *sniffing, **sniff_tail;
+	struct flow *mediated;
 	uint8_t *rx;
 	size_t rx_len;
 	uint8_t *tx[2];
@@ -374,16 +378,43 @@ static const struct proxy_ops netif_proxy_ops = {
 /* ---- flows ---- */
 
 /**
+ * flow_del() - take a flow off its list
+ * @f:		flow
+ */
+static void flow_del(struct flow *f)
+{
+	if (f->nif->sniff_tail == &f->next)
+		f->nif->sniff_tail = f->pprev;
+	*f->pprev = f->next;
+	if (f->next)
+		f->next->pprev = f->pprev;
+}
+
+/**
  * flow_unlink() - forget a flow
  * @f:		flow (freed)
  */
 static void flow_unlink(struct flow *f)
 {
-	*f->pprev = f->next;
-	if (f->next)
-		f->next->pprev = f->pprev;
+	flow_del(f);
 	f->c->user = NULL;
 	free(f);
+}
+
+/**
+ * flow_mediate() - move a flow classified as HTTP to the mediated list
+ * @f:		flow (f->px set)
+ */
+static void flow_mediate(struct flow *f)
+{
+	struct netif *nif = f->nif;
+
+	flow_del(f);
+	f->next = nif->mediated;
+	f->pprev = &nif->mediated;
+	if (nif->mediated)
+		nif->mediated->pprev = &f->next;
+	nif->mediated = f;
 }
 
 /**
@@ -417,10 +448,11 @@ static void flow_sniff(struct flow *f)
 		return;
 	if (fc.kind == FLOW_HTTP) {
 		f->px = proxy_new(&nif->px, f->c, f->id, f->buf, f->n);
-		f->deadline = NETIF_NO_DEADLINE;
 		if (!f->px)
 			flow_refuse(f, "http", nif->px.nflows >= PROXY_MAX_FLOWS ?
 				    "too many HTTP flows at once" : "out of memory", NULL);
+		else
+			flow_mediate(f);
 	} else if (fc.kind == FLOW_TLS) {
 		flow_refuse(f, "tls", "tls interception not implemented yet", fc.hello.sni);
 	} else {
@@ -446,11 +478,9 @@ static bool on_tcp_accept(void *ud, struct tcp_conn *c)
 	f->c = c;
 	f->id = ++nif->next_flow;
 	f->deadline = uv_now(nif->timer.loop) + FLOW_SNIFF_MS;
-	f->next = nif->flows;
-	f->pprev = &nif->flows;
-	if (nif->flows)
-		nif->flows->pprev = &f->next;
-	nif->flows = f;
+	f->pprev = nif->sniff_tail;	/* deadlines in accept order */
+	*nif->sniff_tail = f;
+	nif->sniff_tail = &f->next;
 	c->user = f;
 	return true;
 }
@@ -645,14 +675,10 @@ static void on_timer(uv_timer_t *t)
 {
 	struct netif *nif = t->data;
 	uint64_t now = uv_now(t->loop);
-	struct flow *f, *next;
 
 	net_timer(&nif->net, now);
-	for (f = nif->flows; f; f = next) {
-		next = f->next;
-		if (f->deadline <= now)
-			flow_refuse(f, "unknown", "sniff timeout", NULL);
-	}
+	while (nif->sniffing && nif->sniffing->deadline <= now)
+		flow_refuse(nif->sniffing, "unknown", "sniff timeout", NULL);
 	netif_flush(nif);
 	netif_arm(nif);
 }
@@ -664,11 +690,9 @@ static void on_timer(uv_timer_t *t)
 static void netif_arm(struct netif *nif)
 {
 	uint64_t due = net_next_timer(&nif->net), now = uv_now(nif->timer.loop);
-	struct flow *f;
 
-	for (f = nif->flows; f; f = f->next)
-		if (f->deadline < due)
-			due = f->deadline;
+	if (nif->sniffing && nif->sniffing->deadline < due)
+		due = nif->sniffing->deadline;
 	if (due == UINT64_MAX) {
 		uv_timer_stop(&nif->timer);
 		return;
@@ -711,14 +735,12 @@ static void netif_shut(struct netif *nif)
 	nif->closed = 1;
 	if (nif->slot)
 		*nif->slot = NULL;
-	for (f = nif->flows; f; f = f->next)
+	for (f = nif->mediated; f; f = f->next)
 		f->px = NULL;
 	proxy_ctx_close(&nif->px, on_handle_closed);
 	net_free(&nif->net);	/* frees flows' conns; our flows go below */
-	while (nif->flows) {
-		struct flow *f = nif->flows;
-
-		nif->flows = f->next;
+	while ((f = nif->sniffing ? nif->sniffing : nif->mediated)) {
+		flow_del(f);
 		free(f);
 	}
 	uv_close((uv_handle_t *)&nif->pipe, on_handle_closed);
@@ -759,6 +781,7 @@ static int lnetif_new(lua_State *L)
 		return luaL_error(L, "out of memory");
 	}
 	nif->policy = pol;
+	nif->sniff_tail = &nif->sniffing;
 	nif->rx = malloc(NETIF_RX);
 	nif->tx[0] = malloc(NETIF_TX);
 	nif->tx[1] = malloc(NETIF_TX);
