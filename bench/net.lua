@@ -3,8 +3,9 @@
 -- download throughput and new-connection rate, plus host CPU per GiB.
 -- Run: gondolin bench/net.lua [MiB] [connections] [rounds]
 --
--- The machines are shared and noisy, so the two set-ups alternate, a fresh
--- VM each, for `rounds` rounds; the medians are compared. The guest writes
+-- The machines are shared and noisy, so both VMs stay up and the
+-- measurements alternate between them for `rounds` rounds; the medians are
+-- compared. The guest writes
 -- the download to /dev/null (a pipe into busybox `wc` would cap both at the
 -- guest's ~15 MiB/s copy speed) and checks its length from eth0's byte
 -- counter. Connections: slirp's guest dials the host's address, so ours is
@@ -68,41 +69,41 @@ local function conn_rate(vm, url, extra)
   return CONNS / ((uv.hrtime() - t0) / 1e9)
 end
 
-local function ours()
-  local vm <close> = gondolin.vm {
+-- Both VMs stay up for the whole run; the measurements alternate between
+-- them, so both see the same machine at nearly the same time.
+local function ours_vm()
+  local vm = gondolin.vm {
     policy = gondolin.policy {
       allow = { "bench.test" }, allow_internal = { "127.0.0.1:" .. port },
       resolve = { ["bench.test"] = "127.0.0.1" },
     },
   }
-  local name = "http://bench.test:" .. port
   local ip = sh(vm, "nslookup bench.test"):match("Address:%s*(198%.%d+%.%d+%.%d+)")
-  local host = ("--header 'Host: bench.test:%d'"):format(port)
-  local r = {}
-  r.mibps, r.cpu_per_gib = download(vm, name)
-  r.cps = conn_rate(vm, ("http://%s:%d/bytes/64"):format(ip, port), host)
-  r.cps_name = conn_rate(vm, name .. "/bytes/64")
-  return r
+  return vm, ("http://bench.test:%d"):format(port), ("http://%s:%d"):format(ip, port),
+    ("--header 'Host: bench.test:%d'"):format(port)
 end
 
-local function slirp()
-  local r = {}
-  with_slirp(function()
-    local vm <close> = gondolin.vm {}
-    local base = "http://10.0.2.2:" .. port       -- slirp's alias for the host
-    r.mibps = download(vm, base)
-    r.cps = conn_rate(vm, base .. "/bytes/64")
-  end)
-  return r
+local function slirp_vm()
+  local vm
+  with_slirp(function() vm = gondolin.vm {} end)
+  return vm, "http://10.0.2.2:" .. port       -- slirp's alias for the host
 end
 
 local runs = { ours = {}, slirp = {} }
-for i = 1, ROUNDS do
-  runs.ours[i] = ours()
-  runs.slirp[i] = slirp()
-  local o, s = runs.ours[i], runs.slirp[i]
-  io.stderr:write(("round %d: download %.1f / %.1f MiB/s, conn/s %.1f / %.1f (by name %.1f)\n")
-    :format(i, o.mibps, s.mibps, o.cps, s.cps, o.cps_name))
+do
+  local ovm <close>, name, addr, host = ours_vm()
+  local svm <close>, sbase = slirp_vm()
+  for i = 1, ROUNDS do
+    local o, s = {}, {}
+    o.mibps, o.cpu_per_gib = download(ovm, name)
+    s.mibps = download(svm, sbase)
+    o.cps = conn_rate(ovm, addr .. "/bytes/64", host)
+    s.cps = conn_rate(svm, sbase .. "/bytes/64")
+    o.cps_name = conn_rate(ovm, name .. "/bytes/64")
+    runs.ours[i], runs.slirp[i] = o, s
+    io.stderr:write(("round %d: download %.1f / %.1f MiB/s, conn/s %.1f / %.1f (by name %.1f)\n")
+      :format(i, o.mibps, s.mibps, o.cps, s.cps, o.cps_name))
+  end
 end
 server:close()
 
