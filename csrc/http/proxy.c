@@ -618,19 +618,27 @@ static int buffers_get(struct proxy *px)
 }
 
 /**
- * buffers_put() - free the exchange buffers when nothing is staged
- * @px:		flow (between exchanges)
+ * buffers_free() - free the exchange buffers and what they held
+ * @px:		flow
  */
-static void buffers_put(struct proxy *px)
+static void buffers_free(struct proxy *px)
 {
-	if (!px->out || px->olen != px->ooff || px->rlen != px->roff)
-		return;
 	free(px->out);
 	free(px->rbuf);
 	free(px->pbuf);
 	free(px->tmp);
 	px->out = px->rbuf = px->pbuf = px->tmp = NULL;
 	px->ooff = px->olen = px->roff = px->rlen = px->poff = px->plen = 0;
+}
+
+/**
+ * buffers_put() - free the exchange buffers when nothing is staged
+ * @px:		flow (between exchanges)
+ */
+static void buffers_put(struct proxy *px)
+{
+	if (px->out && px->olen == px->ooff && px->rlen == px->roff)
+		buffers_free(px);
 }
 
 /* ---- audit ---- */
@@ -2967,12 +2975,7 @@ static void px_retire(struct proxy *px)
 	px->retired = true;
 	px->ctx->nflows--;
 	up_drop(px, false);
-	free(px->out);
-	free(px->rbuf);
-	free(px->pbuf);
-	free(px->tmp);
-	px->out = px->rbuf = px->pbuf = px->tmp = NULL;
-	px->ooff = px->olen = px->roff = px->rlen = px->poff = px->plen = 0;
+	buffers_free(px);
 	px->in_off = px->in_len = 0;
 }
 
@@ -3159,10 +3162,7 @@ static void px_free(struct proxy *px)
 	up_drop(px, false);
 	if (px->active)
 		exch_clear(px);
-	free(px->out);
-	free(px->rbuf);
-	free(px->pbuf);
-	free(px->tmp);
+	buffers_free(px);
 	uv_close((uv_handle_t *)&px->timer, on_px_closed);
 }
 
