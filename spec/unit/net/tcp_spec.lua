@@ -97,6 +97,12 @@ local function connect(h, o)
   return p, r[1]
 end
 
+--- Close from our side and let the guest take our FIN (it still has to ACK).
+local function close_ours(h, p)
+  p.conn:shutdown()
+  p:take(tcps(h:take()))
+end
+
 local function harness(opts)
   local h = F.harness(opts)
   h.now = 0
@@ -570,8 +576,7 @@ describe("tcp close", function()
   it("keeps a half-closed connection while the guest sends, then times out FIN_WAIT_2", function()
     local h = harness()
     local p = connect(h)
-    p.conn:shutdown()
-    p:take(tcps(h:take()))
+    close_ours(h, p)
     p:send("A")
     assert.equal("FIN_WAIT_2", p.conn:info().state)
     for t = 30000, 150000, 30000 do             -- well past 60 s in total
@@ -590,8 +595,7 @@ describe("tcp close", function()
     local h = harness()
     local p = connect(h)
     p:send("PFA", "unread")                     -- guest data and FIN, not read yet
-    p.conn:shutdown()
-    p:take(tcps(h:take()))
+    close_ours(h, p)
     p:send("A")                                 -- acks our FIN: LAST_ACK is done
     assert.equal("TIME_WAIT", p.conn:info().state)
     events(h)
@@ -621,8 +625,7 @@ describe("tcp close", function()
   it("lets a SYN with a newer sequence number reuse a 4-tuple in TIME_WAIT", function()
     local h = harness()
     local p = connect(h)
-    p.conn:shutdown()
-    p:take(tcps(h:take()))
+    close_ours(h, p)
     p:send("FA")
     assert.equal("TIME_WAIT", p.conn:info().state)
     events(h)
@@ -639,8 +642,7 @@ describe("tcp close", function()
   it("recycles a TIME_WAIT slot for a new SYN when the table is full", function()
     local h = harness { max_tcp = 1, max_half_open = 1 }
     local p = connect(h)
-    p.conn:shutdown()
-    p:take(tcps(h:take()))
+    close_ours(h, p)
     p:send("FA")
     assert.equal("TIME_WAIT", p.conn:info().state)
     events(h)
