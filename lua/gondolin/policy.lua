@@ -365,20 +365,27 @@ local function list_of_strings(what, v, example)
   return out
 end
 
-local function validate_resolve(v)
-  local what = "policy option 'resolve'"
+-- The keys of the map v, sorted; `shape` says what v must look like, and
+-- bad_key(k) returns why a key is refused (nil when it is fine).
+local function sorted_keys(what, v, shape, bad_key)
   if v == nil then return {} end
-  if type(v) ~= "table" then
-    check.fail(what, 'expected a table { ["name"] = "address" or {"address", ...} }', 2)
-  end
+  if type(v) ~= "table" then check.fail(what, shape, 3) end
   local names = {}
   for k in pairs(v) do
-    if type(k) ~= "string" then
-      check.fail(what, 'keys must be host names: { ["example.test"] = "127.0.0.1" }', 2)
-    end
+    local why = bad_key(k)
+    if why then check.fail(what, why, 3) end
     names[#names + 1] = k
   end
   table.sort(names)
+  return names
+end
+
+local function validate_resolve(v)
+  local what = "policy option 'resolve'"
+  local names = sorted_keys(what, v, 'expected a table { ["name"] = "address" or {"address", ...} }',
+    function(k)
+      return type(k) ~= "string" and 'keys must be host names: { ["example.test"] = "127.0.0.1" }' or nil
+    end)
   local out = {}
   for _, name in ipairs(names) do
     local addrs = list_of_strings(("%s['%s']"):format(what, name), v[name], '"127.0.0.1"')
@@ -390,19 +397,12 @@ end
 
 local function validate_secrets(v)
   local what = "policy option 'secrets'"
-  if v == nil then return {} end
-  if type(v) ~= "table" then
-    check.fail(what, 'expected { NAME = { hosts = {"host", ...}, value = "..." } }', 2)
-  end
-  local names = {}
-  for k in pairs(v) do
-    if type(k) ~= "string" or not k:match("^[%a_][%w_]*$") or #k > 64 then
-      check.fail(what, ("'%s' is not a secret name (accepted: an environment variable " ..
-        "name, letters, digits and _, at most 64)"):format(tostring(k)), 2)
-    end
-    names[#names + 1] = k
-  end
-  table.sort(names)
+  local names = sorted_keys(what, v, 'expected { NAME = { hosts = {"host", ...}, value = "..." } }',
+    function(k)
+      if type(k) == "string" and k:match("^[%a_][%w_]*$") and #k <= 64 then return nil end
+      return ("'%s' is not a secret name (accepted: an environment variable " ..
+        "name, letters, digits and _, at most 64)"):format(tostring(k))
+    end)
   local out = {}
   for _, name in ipairs(names) do
     local s = v[name]
