@@ -27,6 +27,21 @@ local function secret(name, value, hosts, seed)
            placeholder = core.secret_placeholder(name, rnd(seed)) }
 end
 
+-- Feed chunks through a secret stream (masker or filler) and finish it;
+-- nil, why, name when the stream refused.
+local function run_stream(m, chunks)
+  local out = {}
+  for _, c in ipairs(chunks) do
+    local o, why, name = m:feed(c)
+    if not o then return nil, why, name end
+    out[#out + 1] = o
+  end
+  local o, why, name = m:finish()
+  if not o then return nil, why, name end
+  out[#out + 1] = o
+  return table.concat(out)
+end
+
 describe("core.secret_placeholder", function()
   it("is the prefix, the name and 48 lower-case hex digits", function()
     local ph = core.secret_placeholder("API_KEY", string.rep("\xab", 24))
@@ -187,10 +202,7 @@ describe("core.secret_masker", function()
 
   local function stream(chunks)
     local m = core.secret_masker(secrets)
-    local out = {}
-    for _, c in ipairs(chunks) do out[#out + 1] = m:feed(c) end
-    out[#out + 1] = m:finish()
-    return table.concat(out), m:count()
+    return run_stream(m, chunks), m:count()
   end
 
   it("masks a value split across two chunks", function()
@@ -284,16 +296,9 @@ describe("core.secret_filler", function()
 
   local function fill(host, chunks)
     local m, resizes = core.secret_filler(secrets, host)
-    local out = {}
-    for _, c in ipairs(chunks) do
-      local o, why, name = m:feed(c)
-      if not o then return nil, why, name end
-      out[#out + 1] = o
-    end
-    local o, why, name = m:finish()
-    if not o then return nil, why, name end
-    out[#out + 1] = o
-    return table.concat(out), m:count(), resizes
+    local out, why, name = run_stream(m, chunks)
+    if not out then return nil, why, name end
+    return out, m:count(), resizes
   end
 
   it("replaces opted-in placeholders toward their host, for every split", function()
