@@ -33,6 +33,7 @@
 
 #include "http/chunked.h"
 #include "http/http1.h"
+#include "util/ascii.h"
 
 enum chunked_state {
 	ST_SIZE_START = 0,
@@ -51,23 +52,6 @@ enum chunked_state {
 	ST_DONE,
 	ST_ERROR,
 };
-
-/**
- * hex_val() - value of a hex digit
- * @c:	byte
- *
- * Return: 0..15, or -1 when @c is not a hex digit.
- */
-static int hex_val(unsigned char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
 
 /**
  * bad() - enter the sticky error state
@@ -137,8 +121,8 @@ static int step_size_line(struct chunked_decoder *d, unsigned char c)
 	switch (d->state) {
 	case ST_SIZE_START:
 	case ST_SIZE:
-		if (hex_val(c) >= 0)
-			return size_digit(d, hex_val(c));
+		if (ascii_hex(c) >= 0)
+			return size_digit(d, ascii_hex(c));
 		if (d->state == ST_SIZE_START)
 			return bad(d, "invalid chunk size");
 		if (c == ' ' || c == '\t')

@@ -48,6 +48,7 @@
 #include <string.h>
 
 #include "http/http1.h"
+#include "util/ascii.h"
 
 #define HTTP1_VERSION_LEN	8	/* "HTTP/1.1" */
 
@@ -129,17 +130,6 @@ static int fail(struct head_ctx *x, int status, const char *msg)
 }
 
 /**
- * lower() - ASCII lower case, other bytes unchanged
- * @c:	byte
- *
- * Return: the lower-case byte.
- */
-static unsigned char lower(unsigned char c)
-{
-	return c >= 'A' && c <= 'Z' ? (unsigned char)(c + 32) : c;
-}
-
-/**
  * eq_ci() - compare two slices ignoring ASCII case
  * @a:	first
  * @b:	second
@@ -153,7 +143,7 @@ static bool eq_ci(struct http1_slice a, struct http1_slice b)
 	if (a.len != b.len)
 		return false;
 	for (i = 0; i < a.len; i++)
-		if (lower((unsigned char)a.p[i]) != lower((unsigned char)b.p[i]))
+		if (ascii_lower((unsigned char)a.p[i]) != ascii_lower((unsigned char)b.p[i]))
 			return false;
 	return true;
 }
@@ -180,10 +170,7 @@ bool http1_name_is(struct http1_slice name, const char *lname)
  */
 bool http1_is_tchar(unsigned char c)
 {
-	if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-	    (c >= '0' && c <= '9'))
-		return true;
-	return c != 0 && strchr("!#$%&'*+-.^_`|~", c) != NULL;
+	return ascii_alnum(c) || (c != 0 && strchr("!#$%&'*+-.^_`|~", c) != NULL);
 }
 
 /**
@@ -211,17 +198,6 @@ static bool is_token(struct http1_slice s)
 		if (!http1_is_tchar((unsigned char)s.p[i]))
 			return false;
 	return s.len > 0;
-}
-
-/**
- * is_hex() - hexadecimal digit
- * @c:	byte
- *
- * Return: true for 0-9, a-f, A-F.
- */
-static bool is_hex(unsigned char c)
-{
-	return (c >= '0' && c <= '9') || (lower(c) >= 'a' && lower(c) <= 'f');
 }
 
 /**
@@ -468,15 +444,14 @@ static size_t host_len(struct http1_slice a)
 
 	if (a.len && a.p[0] == '[') {
 		for (i = 1; i < a.len && a.p[i] != ']'; i++)
-			if (!is_hex((unsigned char)a.p[i]) && a.p[i] != ':' &&
+			if (ascii_hex((unsigned char)a.p[i]) < 0 && a.p[i] != ':' &&
 			    a.p[i] != '.')
 				return 0;
 		return i < a.len && i > 1 ? i + 1 : 0;
 	}
 	for (i = 0; i < a.len && a.p[i] != ':'; i++) {
 		c = (unsigned char)a.p[i];
-		if (!(c >= '0' && c <= '9') && !(lower(c) >= 'a' && lower(c) <= 'z') &&
-		    c != '-' && c != '.' && c != '_')
+		if (!ascii_name_char(c) && c != '.')
 			return 0;
 	}
 	return i;
@@ -526,8 +501,8 @@ static int check_path(struct head_ctx *x, struct http1_slice p)
 		if (c <= 0x20 || c >= 0x7f || c == '#')
 			return fail(x, 400, "invalid byte in request-target");
 		if (c == '%' && (p.len - i < 3 ||
-				 !is_hex((unsigned char)p.p[i + 1]) ||
-				 !is_hex((unsigned char)p.p[i + 2])))
+				 ascii_hex((unsigned char)p.p[i + 1]) < 0 ||
+				 ascii_hex((unsigned char)p.p[i + 2]) < 0))
 			return fail(x, 400, "bad percent-encoding in request-target");
 	}
 	return 0;

@@ -50,6 +50,7 @@
 
 #include "net/dns.h"
 #include "net/udp.h"
+#include "util/ascii.h"
 
 #define DNS_BUCKETS	(2 * DNS_POOL_ENTRIES)	/* power of two */
 #define DNS_NIL		0xffff			/* end of a chain or list */
@@ -361,24 +362,6 @@ const char *dns_pool_name(const struct dns_pool *p, uint32_t ip)
 }
 
 /**
- * label_char() - lower-case one name byte, if it may appear in a name
- * @ch:		byte from the query
- * @out:	lower-cased byte out
- *
- * Return: false for anything outside [A-Za-z0-9_-]
- */
-static bool label_char(uint8_t ch, char *out)
-{
-	if (ch >= 'A' && ch <= 'Z')
-		ch = (uint8_t)(ch - 'A' + 'a');
-	if (!((ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') ||
-	      ch == '-' || ch == '_'))
-		return false;
-	*out = (char)ch;
-	return true;
-}
-
-/**
  * parse_name() - read a question name in uncompressed labels
  * @c:		cursor at the name (advanced past it)
  * @q:		name and name_len out
@@ -406,7 +389,7 @@ static int parse_name(struct net_cursor *c, struct dns_query *q)
 		if (q->name_len > 0)
 			q->name[q->name_len++] = '.';
 		for (k = 0; k < len; k++)
-			if (!label_char(l[k], &q->name[q->name_len++]))
+			if (!(q->name[q->name_len++] = ascii_name_char(l[k])))
 				return -1;
 	}
 	q->name[q->name_len] = '\0';

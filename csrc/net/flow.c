@@ -10,6 +10,7 @@
 
 #include <string.h>
 
+#include "http/http1.h"
 #include "net/flow.h"
 
 #define METHOD_MAX	16
@@ -28,12 +29,6 @@ const char *flow_kind_name(enum flow_kind k)
 	return k <= FLOW_REFUSED ? flow_kind_names[k] : "?";
 }
 
-static int is_tchar(uint8_t c)
-{
-	return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
-	       (c >= '0' && c <= '9') || (c && strchr("!#$%&'*+-.^_`|~", c));
-}
-
 /**
  * sniff_http() - does this start like an HTTP/1.x request line?
  * @p:		bytes
@@ -49,7 +44,7 @@ static int sniff_http(const uint8_t *p, size_t len, struct flow_class *fc)
 	for (i = 0; i < len && i <= METHOD_MAX; i++) {
 		if (p[i] == ' ')
 			break;
-		if (!is_tchar(p[i])) {
+		if (!http1_is_tchar(p[i])) {
 			fc->kind = FLOW_REFUSED;
 			fc->reason = "not http or tls";
 			return 1;

@@ -35,21 +35,7 @@
 #include <string.h>
 
 #include "policy/hostpat.h"
-
-/**
- * name_char() - lower-case form of a character allowed in a name
- * @c: character
- *
- * Return: the character folded to lower case, or 0 if not allowed.
- */
-static char name_char(char c)
-{
-	if (c >= 'A' && c <= 'Z')
-		return (char)(c - 'A' + 'a');
-	if ((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '_')
-		return c;
-	return 0;
-}
+#include "util/ascii.h"
 
 /**
  * parse_name() - validate and lower-case a DNS name
@@ -72,7 +58,7 @@ static const char *parse_name(const char *s, size_t n, struct hostpat_host *h)
 			h->name[i] = '.';
 			continue;
 		}
-		c = name_char(s[i]);
+		c = ascii_name_char((unsigned char)s[i]);
 		if (!c)
 			return s[i] == '*' ? "'*' is only allowed as a leading \"*.\" label"
 					   : "invalid character in host name";

@@ -35,6 +35,7 @@
 #include <string.h>
 
 #include "policy/ipaddr.h"
+#include "util/ascii.h"
 
 #define V4_PART_MAX	4
 
@@ -100,23 +101,6 @@ static const struct ipaddr_range v6_ranges[] = {
 static const char v6_not_global[] = "non-global IPv6 (outside 2000::/3)";
 
 /**
- * hex_value() - value of one hex digit
- * @c: character
- *
- * Return: 0..15, or -1 when @c is not a hex digit.
- */
-static int hex_value(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
-/**
  * v4_part() - parse one inet_aton-style IPv4 part
  * @s: text of the part (no dots)
  * @n: its length
@@ -145,7 +129,7 @@ static int v4_part(const char *s, size_t n, uint32_t *v)
 		i = 1;
 	}
 	for (; i < n; i++) {
-		d = hex_value(s[i]);
+		d = ascii_hex((unsigned char)s[i]);
 		if (d < 0 || (unsigned)d >= base)
 			return -1;
 		acc = acc * base + (unsigned)d;
@@ -256,7 +240,7 @@ static size_t hex_group(const char *s, size_t n, size_t *i, unsigned *v)
 	int d;
 
 	*v = 0;
-	while (*i < n && *i - start < 5 && (d = hex_value(s[*i])) >= 0) {
+	while (*i < n && *i - start < 5 && (d = ascii_hex((unsigned char)s[*i])) >= 0) {
 		*v = *v * 16 + (unsigned)d;
 		(*i)++;
 	}

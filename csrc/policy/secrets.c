@@ -49,6 +49,7 @@
 #include <string.h>
 
 #include "policy/secrets.h"
+#include "util/ascii.h"
 
 #define HEX_DIGITS	"0123456789abcdef"
 
@@ -100,8 +101,7 @@ bool secret_name_valid(const char *name, size_t n)
 		return false;
 	for (i = 0; i < n; i++) {
 		c = name[i];
-		if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
-		      (c >= '0' && c <= '9') || c == '_'))
+		if (!ascii_alnum((unsigned char)c) && c != '_')
 			return false;
 	}
 	return true;
@@ -345,8 +345,7 @@ static bool put_pct(struct outbuf *o, const uint8_t *s, size_t n)
 	for (i = 0; i < n; i++) {
 		uint8_t c = s[i];
 
-		if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-		    (c >= '0' && c <= '9') || c == '-' || c == '.' || c == '_' || c == '~') {
+		if (ascii_alnum(c) || c == '-' || c == '.' || c == '_' || c == '~') {
 			if (!out_put(o, &c, 1))
 				return false;
 			continue;

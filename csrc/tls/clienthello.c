@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "tls/clienthello.h"
+#include "util/ascii.h"
 
 #define TLS_HANDSHAKE		22
 #define HS_CLIENT_HELLO		1
@@ -85,7 +86,7 @@ static int sni_from_ext(struct cursor *c, struct clienthello *ch)
 
 			if (b <= 0x20 || b >= 0x7f)	/* no controls, spaces, NULs */
 				return -1;
-			ch->sni[i] = (b >= 'A' && b <= 'Z') ? (char)(b + 32) : (char)b;
+			ch->sni[i] = (char)ascii_lower(b);
 		}
 		ch->sni[name.left] = '\0';
 		return 0;
