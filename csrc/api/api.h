@@ -3,6 +3,8 @@
 #ifndef GONDOLIN_API_H
 #define GONDOLIN_API_H
 
+#include <stdbool.h>
+
 #include <lua.h>
 #include <lauxlib.h>
 #include <uv.h>
@@ -34,8 +36,7 @@ void api_new_class(lua_State *L, const char *name, const luaL_Reg *meta,
 void api_open_channel(lua_State *L);
 void api_open_proc(lua_State *L);
 void api_open_policy(lua_State *L);
-struct secret;
-void api_secret_opt_in(lua_State *L, int t, struct secret *s);
+void api_secret_flags(lua_State *L, int t, bool *query, bool *body);
 void api_open_http(lua_State *L);
 void api_open_net(lua_State *L);
 void api_open_netif(lua_State *L);

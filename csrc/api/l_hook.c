@@ -163,6 +163,7 @@ static void add_secrets(lua_State *L, int t, struct policy *p)
 {
 	const char *name, *value, *host, *err = "invalid";
 	size_t i, j, n, m, nl, vl, hl;
+	bool query, body;
 
 	if (lua_getfield(L, t, "secrets") != LUA_TTABLE) {
 		lua_pop(L, 1);
@@ -180,7 +181,8 @@ static void add_secrets(lua_State *L, int t, struct policy *p)
 		m = (size_t)lua_rawlen(L, -1);
 		if (policy_add_secret(p, name, nl, value, vl, m, &err) < 0)
 			luaL_error(L, "secrets.%s: %s", name, err);
-		api_secret_opt_in(L, lua_absindex(L, -4), &p->secrets[p->nsecrets - 1]);
+		api_secret_flags(L, lua_absindex(L, -4), &query, &body);
+		policy_secret_opt_in(p, query, body);
 		for (j = 1; j <= m; j++) {
 			lua_rawgeti(L, -1, (lua_Integer)j);
 			host = luaL_checklstring(L, -1, &hl);

@@ -335,17 +335,18 @@ static void secret_hosts(lua_State *L, int t, int i, struct secret *s)
 }
 
 /**
- * api_secret_opt_in() - the query= and body= flags of the secret table at @t
+ * api_secret_flags() - the query= and body= flags of the secret table at @t
  * @L: Lua state
  * @t: absolute index of the table
- * @s: secret
+ * @query: in_query out
+ * @body: in_body out
  */
-void api_secret_opt_in(lua_State *L, int t, struct secret *s)
+void api_secret_flags(lua_State *L, int t, bool *query, bool *body)
 {
 	lua_getfield(L, t, "query");
-	s->in_query = lua_toboolean(L, -1);
+	*query = lua_toboolean(L, -1);
 	lua_getfield(L, t, "body");
-	s->in_body = lua_toboolean(L, -1);
+	*body = lua_toboolean(L, -1);
 	lua_pop(L, 2);
 }
 
@@ -384,7 +385,7 @@ static struct lsecrets *check_secrets(lua_State *L, int idx)
 			luaL_error(L, "secret %d: %s", (int)i, err);
 		ls->n++;
 		secret_hosts(L, t, (int)i, &ls->sec[ls->n - 1]);
-		api_secret_opt_in(L, t, &ls->sec[ls->n - 1]);
+		api_secret_flags(L, t, &ls->sec[ls->n - 1].in_query, &ls->sec[ls->n - 1].in_body);
 		lua_pop(L, 1);
 	}
 	return ls;

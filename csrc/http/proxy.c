@@ -1245,14 +1245,9 @@ static int body_filler(struct proxy *px)
 	const struct policy *pol = px->ctx->policy;
 	struct exch *x = &px->x;
 	bool resize;
-	size_t k;
 
 	x->up_chunked = x->rb == RB_CHUNKED;
-	if (x->websocket || x->rb == RB_NONE)
-		return 0;
-	for (k = 0; k < pol->nsecrets && !pol->secrets[k].in_body; k++)
-		;
-	if (k == pol->nsecrets)
+	if (!pol->body_secrets || x->websocket || x->rb == RB_NONE)
 		return 0;
 	x->filler = malloc(sizeof(*x->filler));
 	x->fbuf = malloc(PROXY_PIECE);
@@ -1427,16 +1422,10 @@ static void px_connect(struct proxy *px)
  */
 static bool fill_buffers_body(const struct proxy *px)
 {
-	const struct policy *pol = px->ctx->policy;
 	const struct exch *x = &px->x;
-	size_t k;
 
-	if (x->body_done || x->rb != RB_LENGTH || x->rb_left > PROXY_FILL_BODY_MAX)
-		return false;
-	for (k = 0; k < pol->nsecrets; k++)
-		if (pol->secrets[k].in_body)
-			return true;
-	return false;
+	return px->ctx->policy->body_secrets && !x->body_done && x->rb == RB_LENGTH &&
+	       x->rb_left <= PROXY_FILL_BODY_MAX;
 }
 
 /**

@@ -263,6 +263,21 @@ int policy_add_secret(struct policy *p, const char *name, size_t n,
 }
 
 /**
+ * policy_secret_opt_in() - where else the last added secret is substituted
+ * @p:		policy being built (a secret added)
+ * @in_query:	in the query of the request target
+ * @in_body:	in request bodies
+ */
+void policy_secret_opt_in(struct policy *p, bool in_query, bool in_body)
+{
+	struct secret *s = &p->secrets[p->nsecrets - 1];
+
+	s->in_query = in_query;
+	s->in_body = in_body;
+	p->body_secrets = p->body_secrets || in_body;
+}
+
+/**
  * policy_add_secret_host() - a host the last added secret may go to
  * @p:		policy being built
  * @pat:	host pattern

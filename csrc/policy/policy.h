@@ -36,6 +36,7 @@ struct policy_resolve {
  * @secrets:	secrets, @nsecrets of @secrets_cap
  * @nsecrets:	entries initialised
  * @secrets_cap: entries allocated
+ * @body_secrets: some secret opted in to request bodies
  * @refs:	references (the Lua userdata, each netif using it)
  *
  * Built once by the policy_add_*() calls, then read-only: any number of
@@ -48,6 +49,7 @@ struct policy {
 	size_t nresolve, resolve_cap;
 	struct secret *secrets;
 	size_t nsecrets, secrets_cap;
+	bool body_secrets;
 	unsigned refs;
 };
 
@@ -65,6 +67,7 @@ int policy_add_resolve(struct policy *p, const char *name, size_t n,
 int policy_add_secret(struct policy *p, const char *name, size_t n,
 		      const void *value, size_t vlen, size_t nhosts,
 		      const char **err);
+void policy_secret_opt_in(struct policy *p, bool in_query, bool in_body);
 int policy_add_secret_host(struct policy *p, const char *pat, size_t n,
 			   const char **err);
 
