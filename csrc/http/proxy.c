@@ -2965,6 +2965,8 @@ static void px_retire(struct proxy *px)
 	px->ctx->nflows--;
 	up_drop(px, false);
 	buffers_free(px);
+	free(px->in);
+	px->in = NULL;
 	px->in_off = px->in_len = 0;
 }
 
