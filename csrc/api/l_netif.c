@@ -523,9 +523,25 @@ static void on_tcp_event(void *ud, struct tcp_conn *c, enum tcp_event ev)
 /* ---- frames in and out ---- */
 
 /**
+ * on_tx_frame() - let the stack build the next frame in the fill buffer
+ * @ud:		interface
+ *
+ * Return: the spot after the next length prefix, or NULL when a whole
+ * NET_MAX_FRAME might not fit (the stack then builds in its own buffer).
+ */
+static uint8_t *on_tx_frame(void *ud)
+{
+	struct netif *nif = ud;
+
+	if (NETIF_TX - nif->tx_len[0] < 4 + NET_MAX_FRAME)
+		return NULL;
+	return nif->tx[0] + nif->tx_len[0] + 4;
+}
+
+/**
  * on_output() - queue one frame for QEMU, behind its 4-byte length
  * @ud:		interface
- * @frame:	Ethernet frame
+ * @frame:	Ethernet frame (usually built in place, see on_tx_frame())
  * @len:	its length
  *
  * Dropped and counted when the fill buffer is full (a full NIC ring).
@@ -533,30 +549,16 @@ static void on_tcp_event(void *ud, struct tcp_conn *c, enum tcp_event ev)
 static void on_output(void *ud, const uint8_t *frame, size_t len)
 {
 	struct netif *nif = ud;
-	uint8_t *p;
+	uint8_t *p = nif->tx[0] + nif->tx_len[0];
 
 	if (nif->closed || nif->tx_len[0] + 4 + len > NETIF_TX) {
 		nif->tx_dropped++;
 		return;
 	}
-	p = nif->tx[0] + nif->tx_len[0];
-	p[0] = (uint8_t)(len >> 24);
-	p[1] = (uint8_t)(len >> 16);
-	p[2] = (uint8_t)(len >> 8);
-	p[3] = (uint8_t)len;
-	memcpy(p + 4, frame, len);
+	net_put_be32(p, (uint32_t)len);
+	if (frame != p + 4)
+		memcpy(p + 4, frame, len);
 	nif->tx_len[0] += 4 + len;
-}
-
-/**
- * on_log() - the stack's diagnostics (dropped: counters tell the story)
- * @ud:		interface
- * @msg:	one line
- */
-static void on_log(void *ud, const char *msg)
-{
-	(void)ud;
-	(void)msg;	/* counters carry the story; keep the loop quiet */
 }
 
 /**
@@ -646,7 +648,7 @@ static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
 	nif->rx_len += (size_t)n;
 	while (nif->rx_len - off >= 4) {
 		const uint8_t *p = nif->rx + off;
-		size_t len = (size_t)p[0] << 24 | (size_t)p[1] << 16 | (size_t)p[2] << 8 | p[3];
+		size_t len = net_get_be32(p);
 
 		if (len > NET_MAX_FRAME) {	/* QEMU never does this: stop */
 			netif_shut(nif);
@@ -659,8 +661,10 @@ static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
 		if (nif->closed)
 			return;
 	}
-	memmove(nif->rx, nif->rx + off, nif->rx_len - off);
-	nif->rx_len -= off;
+	if (off) {
+		memmove(nif->rx, nif->rx + off, nif->rx_len - off);
+		nif->rx_len -= off;
+	}
 	netif_flush(nif);
 	netif_arm(nif);
 }
@@ -754,8 +758,8 @@ static void netif_shut(struct netif *nif)
 static int lnetif_new(lua_State *L)
 {
 	static const struct net_ops ops = {
-		.output = on_output, .tcp_accept = on_tcp_accept,
-		.tcp_event = on_tcp_event, .log = on_log,
+		.output = on_output, .tx_frame = on_tx_frame,
+		.tcp_accept = on_tcp_accept, .tcp_event = on_tcp_event,
 	};
 	int fd = (int)luaL_checkinteger(L, 1);
 	bool hook_req = false, hook_res = false;

@@ -67,7 +67,7 @@ static int arp_parse(const uint8_t *p, size_t len, struct arp_pkt *a)
  */
 static void arp_reply(struct net *n)
 {
-	uint8_t r[ARP_LEN];
+	uint8_t *f = net_tx_frame(n), *r = f + ETH_HLEN;
 
 	net_put_be16(r, ARP_HRD_ETHER);
 	net_put_be16(r + 2, ETH_P_IPV4);
@@ -78,7 +78,7 @@ static void arp_reply(struct net *n)
 	net_put_be32(r + 14, n->cfg.gw_ip);
 	memcpy(r + 18, n->cfg.guest_mac, ETH_ALEN);
 	net_put_be32(r + 24, n->cfg.guest_ip);
-	if (eth_output(n, ETH_P_ARP, n->cfg.guest_mac, r, sizeof(r)) == 0)
+	if (eth_send(n, ETH_P_ARP, n->cfg.guest_mac, f, ETH_HLEN + ARP_LEN) == 0)
 		n->stats.arp_replies++;
 }
 

@@ -80,22 +80,3 @@ int eth_send(struct net *n, uint16_t ethertype, const uint8_t dst[ETH_ALEN],
 	n->ops.output(n->ud, frame, len);
 	return 0;
 }
-
-/**
- * eth_output() - send @payload to the guest in a frame from the gateway MAC
- * @n:		stack
- * @ethertype:	payload type
- * @dst:	destination MAC
- * @payload:	frame payload
- * @len:	its length
- *
- * Return: 0, or -EMSGSIZE when it does not fit in NET_MAX_FRAME
- */
-int eth_output(struct net *n, uint16_t ethertype, const uint8_t dst[6],
-	       const uint8_t *payload, size_t len)
-{
-	if (len > NET_MAX_FRAME - ETH_HLEN)
-		return -EMSGSIZE;
-	memcpy(n->tx + ETH_HLEN, payload, len);
-	return eth_send(n, ethertype, dst, n->tx, ETH_HLEN + len);
-}

@@ -19,9 +19,8 @@ extern const uint8_t eth_broadcast[ETH_ALEN];
 /* -1 malformed, 0 not ours (dropped), 1 handled */
 int eth_input(struct net *n, const uint8_t *frame, size_t len);
 /*
- * eth_send() - fill the header of @frame (which has ETH_HLEN bytes of
- * headroom before its payload) and hand it to ops.output. eth_output()
- * (net.h) copies a payload into such a frame first.
+ * eth_send() - fill the header of @frame (from net_tx_frame(), payload
+ * after ETH_HLEN bytes of headroom) and hand it to ops.output.
  */
 int eth_send(struct net *n, uint16_t ethertype, const uint8_t dst[ETH_ALEN],
 	     uint8_t *frame, size_t len);

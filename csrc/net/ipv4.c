@@ -147,15 +147,14 @@ size_t ipv4_max_payload(const struct net *n)
 }
 
 /**
- * ipv4_tx_payload() - where a transport builds its payload in place
+ * ipv4_tx_payload() - start a datagram: where its transport builds the payload
  * @n:		stack
  *
- * Return: the spot in the stack's output frame right after the IPv4
- * header; ipv4_output() given this pointer copies nothing.
+ * Return: the spot right after the IPv4 header of a new output frame.
  */
 uint8_t *ipv4_tx_payload(struct net *n)
 {
-	return n->tx + ETH_HLEN + IPV4_HLEN;
+	return net_tx_frame(n) + ETH_HLEN + IPV4_HLEN;
 }
 
 /**
@@ -164,22 +163,20 @@ uint8_t *ipv4_tx_payload(struct net *n)
  * @src:	source address (what the guest talked to)
  * @dst:	destination: the guest's address, or 255.255.255.255
  * @proto:	payload protocol
- * @payload:	transport header and data, checksummed by the caller; may
- *		be ipv4_tx_payload()
+ * @payload:	transport header and data, checksummed by the caller,
+ *		built at ipv4_tx_payload()
  * @len:	its length, at most ipv4_max_payload()
  *
  * Return: 0, or -EMSGSIZE
  */
 int ipv4_output(struct net *n, uint32_t src, uint32_t dst, uint8_t proto,
-		const uint8_t *payload, size_t len)
+		uint8_t *payload, size_t len)
 {
-	uint8_t *frame = n->tx, *ip = frame + ETH_HLEN;
+	uint8_t *ip = payload - IPV4_HLEN, *frame = ip - ETH_HLEN;
 	const uint8_t *mac = n->cfg.guest_mac;
 
-	if (len > ipv4_max_payload(n) || len > NET_MAX_FRAME - ETH_HLEN - IPV4_HLEN)
+	if (len > ipv4_max_payload(n))		/* the MTU fits NET_MAX_FRAME */
 		return -EMSGSIZE;
-	if (payload != ip + IPV4_HLEN)
-		memcpy(ip + IPV4_HLEN, payload, len);
 	ip[0] = 0x45;
 	ip[1] = 0;
 	net_put_be16(ip + 2, (uint16_t)(IPV4_HLEN + len));

@@ -120,6 +120,20 @@ int net_init(struct net *n, const struct net_config *cfg,
 }
 
 /**
+ * net_tx_frame() - start an output frame; layers write their headers in
+ * place, so a frame is never copied from one layer to the next
+ * @n:		stack
+ *
+ * Return: NET_MAX_FRAME bytes for the frame (Ethernet header first).
+ */
+uint8_t *net_tx_frame(struct net *n)
+{
+	uint8_t *f = n->ops.tx_frame ? n->ops.tx_frame(n->ud) : NULL;
+
+	return f ? f : n->tx;
+}
+
+/**
  * net_free() - release everything a stack holds; safe to call twice
  * @n:		stack
  */

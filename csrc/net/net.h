@@ -64,6 +64,10 @@ enum tcp_event {
 /**
  * struct net_ops - what the embedder provides
  * @output:	send one Ethernet frame to the guest
+ * @tx_frame:	optional: where the next frame may be built in place
+ *		(NET_MAX_FRAME bytes, valid until the next output), or NULL
+ *		for the stack's own buffer; output() then gets that pointer
+ *		back, so the embedder need not copy the frame
  * @tcp_accept:	a SYN arrived for @c (addresses/ports set); return true to
  *		accept (SYN-ACK), false to refuse (RST)
  * @tcp_event:	see enum tcp_event
@@ -71,6 +75,7 @@ enum tcp_event {
  */
 struct net_ops {
 	void (*output)(void *ud, const uint8_t *frame, size_t len);
+	uint8_t *(*tx_frame)(void *ud);
 	bool (*tcp_accept)(void *ud, struct tcp_conn *c);
 	void (*tcp_event)(void *ud, struct tcp_conn *c, enum tcp_event ev);
 	void (*log)(void *ud, const char *msg);
@@ -99,7 +104,7 @@ struct net {
 	struct dns_pool *dns;
 	struct tcp_state *tcp;
 	uint16_t ip_id;
-	uint8_t *tx;		/* the frame being built: layers write in place */
+	uint8_t *tx;		/* our frame buffer when ops.tx_frame has none */
 };
 
 void net_config_default(struct net_config *cfg);
@@ -256,10 +261,9 @@ static inline void net_put_be32(uint8_t *p, uint32_t v)
 	p[3] = (uint8_t)v;
 }
 
-int eth_output(struct net *n, uint16_t ethertype, const uint8_t dst[6],
-	       const uint8_t *payload, size_t len);
+uint8_t *net_tx_frame(struct net *n);
 int ipv4_output(struct net *n, uint32_t src, uint32_t dst, uint8_t proto,
-		const uint8_t *payload, size_t len);
+		uint8_t *payload, size_t len);
 const char *dns_pool_name(const struct dns_pool *p, uint32_t ip);
 
 #endif /* GONDOLIN_NET_H */
