@@ -2167,7 +2167,7 @@ static void px_exchange_end(struct proxy *px)
 	struct exch *x = &px->x;
 	bool up_clean = x->rb == RB_DONE && x->res.keep_alive && !x->up_eof &&
 			!x->up_err && x->src != SRC_CLOSE && px->rlen == px->roff &&
-			x->rs == RS_DONE && !x->redit;
+			x->rs == RS_DONE && !x->redit && !x->up_dirty;
 	bool keep = !x->g_close && x->rb == RB_DONE && !x->websocket;
 
 	up_drop(px, up_clean);

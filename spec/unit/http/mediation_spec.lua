@@ -367,6 +367,39 @@ describe("HTTP mediation (no VM)", function()
     assert.is_true(g.events[3].reused)
   end)
 
+  it("does not pool an upstream connection that still owes request body bytes", function()
+    -- a raw server that answers each request head at once, keep-alive,
+    -- without reading the body: the rest of the body would be next on the wire
+    local raw = uv.new_tcp()
+    raw:bind("127.0.0.1", 0)
+    local port, accepted, heads = raw:getsockname().port, 0, {}
+    raw:listen(16, function()
+      local cl = uv.new_tcp()
+      raw:accept(cl)
+      accepted = accepted + 1
+      local id = accepted
+      cl:read_start(function(_, data)
+        if not data then cl:close() return end
+        for line in data:gmatch("(%u+ %S+) HTTP/1.1\r\n") do
+          heads[#heads + 1] = { id, line }
+          cl:write("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+        end
+      end)
+    end)
+    g = new_guest(policy { allow_internal = { "127.0.0.1:" .. port } })
+    ip = g:resolve("example.test")
+    local h = "example.test:" .. port
+    local c = g:connect(ip, port)
+    c:write("POST /up HTTP/1.1\r\nHost: " .. h .. "\r\nContent-Length: 100000\r\n\r\n0123456789")
+    assert.matches("^HTTP/1.1 200 ", c:read_all())
+    c = g:connect(ip, port)
+    c:write(req(h, "/next", "Connection: close\r\n"))
+    assert.matches("^HTTP/1.1 200 ", c:read_all())
+    assert.same({ { 1, "POST /up" }, { 2, "GET /next" } }, heads)
+    assert.is_false(g.events[2].reused)
+    raw:close()
+  end)
+
   it("survives the guest resetting in the middle of a response", function()
     start()
     local c = g:connect(ip, srv.port)
