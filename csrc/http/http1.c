@@ -261,19 +261,6 @@ enum http1_method http1_method_lookup(const char *p, size_t len)
 }
 
 /**
- * http1_method_name() - the name of a known method
- * @m:	method
- *
- * Return: its name, "" for HTTP1_METHOD_OTHER or out-of-range values.
- */
-const char *http1_method_name(enum http1_method m)
-{
-	if ((int)m < 0 || m >= HTTP1_METHOD_COUNT)
-		return "";
-	return method_names[m];
-}
-
-/**
  * connection_lists() - does any Connection field list @name
  * @name:	field name
  * @headers:	fields

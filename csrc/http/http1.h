@@ -151,7 +151,6 @@ int http1_parse_response(const char *buf, size_t len, size_t last_len,
 			 struct http1_response *res);
 
 enum http1_method http1_method_lookup(const char *p, size_t len);
-const char *http1_method_name(enum http1_method m);
 
 bool http1_is_tchar(unsigned char c);
 bool http1_is_value_char(unsigned char c);

@@ -197,8 +197,7 @@ struct growbuf {
 
 /**
  * struct exch - one request/response exchange
- * @start_ms:	first byte of the head (loop time)
- * @start_ns:	the same in uv_hrtime() nanoseconds
+ * @start_ns:	first byte of the head, uv_hrtime() nanoseconds (duration)
  * @head:	copy of the request head; @req's slices point into it
  * @req:	the parsed request head
  * @host:	requested host, normalised
@@ -243,7 +242,6 @@ struct growbuf {
  * @fbuf:	filler output (PROXY_PIECE), allocated with @filler
  * @up_chunked: the request body goes upstream chunked (also when the
  *		guest framed it by length but the filler may resize it)
- * @masking:	secrets exist: bodies go through the masker
  * @masker:	streaming masker (allocated when @masking)
  * @g_chunked:	guest framing is chunked
  * @g_close:	the guest connection closes after this response
@@ -269,7 +267,7 @@ struct growbuf {
  * @reused:	connection came from the pool
  */
 struct exch {
-	uint64_t start_ms, start_ns;
+	uint64_t start_ns;
 	char *head;
 	struct http1_request req;
 	struct hostpat_host host;
@@ -309,7 +307,6 @@ struct exch {
 	struct secret_stream *filler;
 	uint8_t *fbuf;
 	bool up_chunked;
-	bool masking;
 	struct secret_stream *masker;
 	bool g_chunked, g_close, head_sent, retried;
 	bool up_dirty, up_shut;
@@ -964,7 +961,6 @@ static void px_begin(struct proxy *px)
 	size_t i;
 
 	px->active = true;
-	x->start_ms = px->head_ms ? px->head_ms : now_ms(px);
 	x->start_ns = px->head_ns ? px->head_ns : uv_hrtime();
 	px->head_ms = 0;
 	px->head_ns = 0;
@@ -1704,11 +1700,11 @@ static int emit_head(struct proxy *px, int status, struct http1_slice reason,
 	struct http1_header h[PX_HEADERS_OUT];
 	char lenv[24], *arena;
 	size_t k = 0, i, used = 0, ol, need;
-	bool keep;
+	bool keep, masking = pol->nsecrets > 0;
 	int rc;
 
-	x->masking = pol->nsecrets > 0;
-	if (x->masking && mask_set(px) < 0) {
+
+	if (masking && mask_set(px) < 0) {
 		set_reason(px, "out of memory");
 		return -1;
 	}
@@ -1716,9 +1712,9 @@ static int emit_head(struct proxy *px, int status, struct http1_slice reason,
 	x->g_chunked = false;
 	x->g_close = false;
 	if (src == SRC_LENGTH || src == SRC_MEM) {
-		if (x->masking && x->req.minor == 1)
+		if (masking && x->req.minor == 1)
 			x->g_chunked = true;
-		else if (x->masking)
+		else if (masking)
 			x->g_close = true;
 	} else if (src == SRC_CHUNKED || src == SRC_CLOSE) {
 		if (x->req.minor == 1)
@@ -1739,7 +1735,7 @@ static int emit_head(struct proxy *px, int status, struct http1_slice reason,
 		if (http1_name_is(h[k].name, "content-length") ||
 		    http1_is_hop_by_hop(h[k].name, hd, n))
 			continue;
-		if (x->masking && h[k].value.len) {
+		if (masking && h[k].value.len) {
 			rc = secret_mask(x->mask, x->nmask, h[k].value.p, h[k].value.len,
 					 arena + used, PROXY_UHEAD_MAX - used, &ol);
 			if (rc < 0) {
@@ -1761,7 +1757,7 @@ static int emit_head(struct proxy *px, int status, struct http1_slice reason,
 	} else if (x->g_chunked) {
 		h[k].name = sl("Transfer-Encoding");
 		h[k++].value = sl("chunked");
-	} else if ((src == SRC_LENGTH || src == SRC_MEM) && !x->masking) {
+	} else if ((src == SRC_LENGTH || src == SRC_MEM) && !masking) {
 		snprintf(lenv, sizeof(lenv), "%llu", (unsigned long long)blen);
 		h[k].name = sl("Content-Length");
 		h[k++].value = sl(lenv);
@@ -1792,7 +1788,7 @@ static int emit_head(struct proxy *px, int status, struct http1_slice reason,
 	x->bytes_out += need;
 	x->head_sent = true;
 	x->status = status;
-	if (x->masking && src != SRC_NONE) {
+	if (masking && src != SRC_NONE) {
 		x->masker = malloc(sizeof(*x->masker));
 		if (!x->masker) {
 			set_reason(px, "out of memory");
@@ -2790,7 +2786,6 @@ static bool px_idle(struct proxy *px)
 	px->parse_last = 0;
 	if (rc <= 0) {
 		px->active = true;
-		px->x.start_ms = px->head_ms;
 		px->x.start_ns = px->head_ns;
 		px->x.bytes_in = avail;
 		if (rc < 0)

@@ -19,7 +19,7 @@
  *
  * Return: the folded sum (not complemented)
  */
-uint16_t csum_fold(uint64_t sum)
+static uint16_t csum_fold(uint64_t sum)
 {
 	while (sum >> 16)
 		sum = (sum & 0xffff) + (sum >> 16);
@@ -65,7 +65,7 @@ static uint16_t csum_native(const uint8_t *p, size_t len)
  *
  * Return: the sum (fits 16 bits; callers may add several before folding)
  */
-uint32_t csum_partial(const void *buf, size_t len)
+static uint32_t csum_partial(const void *buf, size_t len)
 {
 	uint16_t s = csum_native(buf, len);
 

@@ -7,18 +7,11 @@
 #include <stdint.h>
 
 /*
- * csum_partial() returns the ones'-complement sum of @len bytes, as if they
- * were big-endian 16-bit words (an odd last byte is the high half of a
- * word), not yet folded or complemented. Partial sums of pieces add up
- * (csum_fold(a + b)) as long as every piece but the last has even length.
- *
  * csum() and csum_tcpudp() return the value to store, in host order, in a
  * header's checksum field (write it big-endian), computed with that field
  * zero. Computed over bytes that already carry a correct checksum they
  * return 0, which is how received headers are verified.
  */
-uint32_t csum_partial(const void *buf, size_t len);
-uint16_t csum_fold(uint64_t sum);
 uint16_t csum(const void *buf, size_t len);
 uint16_t csum_tcpudp(uint32_t src, uint32_t dst, uint8_t proto,
 		     const void *buf, size_t len);

@@ -35,7 +35,6 @@
 #define BOOTP_REQUEST		1
 #define BOOTP_REPLY		2
 #define BOOTP_HTYPE_ETHER	1
-#define BOOTP_BROADCAST		0x8000
 #define DHCP_COOKIE		0x63825363u
 
 enum dhcp_option {

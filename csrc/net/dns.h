@@ -10,7 +10,6 @@
 
 #define DNS_HLEN		12
 #define DNS_MAX_NAME		253	/* dotted form, without the trailing dot */
-#define DNS_MAX_LABEL		63
 #define DNS_MAX_LABELS		128
 #define DNS_TTL			60	/* seconds, on every answer */
 #define DNS_MAX_REPLY		512	/* header + question + one A record fit */
@@ -19,7 +18,6 @@
 #define DNS_POOL_MAX_BITS	20	/* must outnumber DNS_POOL_ENTRIES */
 
 #define DNS_TYPE_A		1
-#define DNS_TYPE_AAAA		28
 #define DNS_CLASS_IN		1
 
 /**

@@ -277,7 +277,7 @@ static void tcp_heap_down(struct tcp_heap *h, struct tcp_sock *socks,
  * @socks:	slots
  * @i:		slot index
  */
-void tcp_heap_remove(struct tcp_heap *h, struct tcp_sock *socks, uint32_t i)
+static void tcp_heap_remove(struct tcp_heap *h, struct tcp_sock *socks, uint32_t i)
 {
 	uint32_t pos = socks[i].heap_pos;
 

@@ -161,7 +161,5 @@ uint32_t tcp_ooo_take(struct tcp_ooo *o, uint32_t base, uint32_t upto);
 
 void tcp_heap_update(struct tcp_heap *h, struct tcp_sock *socks,
 		     uint32_t i);
-void tcp_heap_remove(struct tcp_heap *h, struct tcp_sock *socks,
-		     uint32_t i);
 
 #endif /* GONDOLIN_NET_TCP_CONN_H */

@@ -250,38 +250,6 @@ static int placeholder_at(const struct secret *sec, size_t n, const uint8_t *p,
 }
 
 /**
- * secret_find() - the first known placeholder at or after *@off
- * @sec: secrets
- * @n: their number
- * @buf: text
- * @len: its length
- * @off: where to start; set to the placeholder's offset when found
- *
- * Return: the secret's index, or -1 when there is none.
- */
-int secret_find(const struct secret *sec, size_t n, const char *buf,
-		size_t len, size_t *off)
-{
-	const uint8_t *p = (const uint8_t *)buf, *q;
-	size_t i = *off;
-	int k;
-
-	while (i < len) {
-		q = memmem(p + i, len - i, SECRET_PREFIX, SECRET_PREFIX_LEN);
-		if (!q)
-			return -1;
-		i = (size_t)(q - p);
-		k = placeholder_at(sec, n, q, len - i);
-		if (k >= 0) {
-			*off = i;
-			return k;
-		}
-		i++;
-	}
-	return -1;
-}
-
-/**
  * host_allowed() - whether a secret may go to a host and port
  * @s: secret
  * @h: destination host

@@ -87,8 +87,6 @@ int secret_init(struct secret *s, const char *name, size_t nlen,
 		const char **err);
 void secret_free(struct secret *s);
 
-int secret_find(const struct secret *sec, size_t n, const char *buf,
-		size_t len, size_t *off);
 int secret_substitute(const struct secret *sec, size_t n,
 		      const struct hostpat_host *h, unsigned port,
 		      const char *in, size_t len, char *out, size_t cap,
