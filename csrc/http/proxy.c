@@ -881,8 +881,7 @@ static bool check_dialled(struct proxy *px, unsigned explicit_port)
 		return false;
 	}
 	if (h->kind == HOSTPAT_IPV4) {
-		ip = (uint32_t)h->ip.b[0] << 24 | (uint32_t)h->ip.b[1] << 16 |
-		     (uint32_t)h->ip.b[2] << 8 | h->ip.b[3];
+		ip = net_get_be32(h->ip.b);
 		if (ip == px->c->dst_ip)
 			return true;
 	}
@@ -1185,8 +1184,72 @@ static int fill_denied(struct proxy *px)
 	return 403;
 }
 
+/* Where fill_run() puts what the filler produces: 0, or < 0 to stop. */
+typedef int (*fill_sink)(struct proxy *px, void *arg, const void *p, size_t n);
+
 /**
- * fill_mem() - run a buffered request body (a hook's) through the filler
+ * fill_run() - body bytes through the filler, its output to @sink
+ * @px:		flow (x.filler set)
+ * @data:	bytes
+ * @len:	their number
+ * @last:	the body ends with them: flush the filler
+ * @sink:	output
+ * @arg:	for @sink
+ *
+ * Return: 0, -EACCES when a placeholder may not go to this host, or what
+ * @sink returned.
+ */
+static int fill_run(struct proxy *px, const char *data, size_t len, bool last,
+		    fill_sink sink, void *arg)
+{
+	struct exch *x = &px->x;
+	size_t took, prod;
+	int rc = 1, err;
+
+	while (len > 0 || (last && rc != 0)) {
+		took = 0;
+		if (len > 0)
+			took = secret_stream_feed(x->filler, data, len, x->fbuf, PROXY_PIECE, &prod);
+		else
+			rc = secret_stream_finish(x->filler, x->fbuf, PROXY_PIECE, &prod);
+		if (x->filler->denied >= 0)
+			return -EACCES;
+		if (prod && (err = sink(px, arg, x->fbuf, prod)) < 0)
+			return err;
+		if (took) {		/* data may be NULL when len is 0 */
+			data += took;
+			len -= took;
+		}
+	}
+	if (last)
+		x->secrets += (unsigned)x->filler->count;
+	return 0;
+}
+
+/**
+ * mem_sink() - fill_sink appending to a growbuf, bounded
+ * @px:		flow
+ * @arg:	struct growbuf
+ * @p:		bytes
+ * @n:		their number
+ *
+ * Return: 0, or -E2BIG (x.reason set).
+ */
+static int mem_sink(struct proxy *px, void *arg, const void *p, size_t n)
+{
+	struct growbuf *b = arg;
+
+	if (gb_reserve(b, n, PROXY_HOOK_BODY_MAX) < 0) {
+		set_reason(px, "the body is too large after secret substitution");
+		return -E2BIG;
+	}
+	memcpy(b->p + b->len, p, n);
+	b->len += n;
+	return 0;
+}
+
+/**
+ * fill_mem() - run a buffered request body through the filler
  * @px:		flow (x.filler set, RB_MEM)
  *
  * The length is then known again, so the body keeps a Content-Length.
@@ -1197,32 +1260,14 @@ static int fill_mem(struct proxy *px)
 {
 	struct exch *x = &px->x;
 	struct growbuf out = { 0 };
-	size_t off = 0, prod;
-	int rc;
+	int rc = fill_run(px, x->mem.p, x->mem.len, true, mem_sink, &out);
 
-	do {
-		rc = 1;
-		if (off < x->mem.len)
-			off += secret_stream_feed(x->filler, x->mem.p + off, x->mem.len - off,
-						  x->fbuf, PROXY_PIECE, &prod);
-		else
-			rc = secret_stream_finish(x->filler, x->fbuf, PROXY_PIECE, &prod);
-		if (x->filler->denied >= 0) {
-			gb_free(&out);
-			return fill_denied(px);
-		}
-		if (prod && gb_reserve(&out, prod, PROXY_HOOK_BODY_MAX) < 0) {
-			gb_free(&out);
-			set_reason(px, "the body is too large after secret substitution");
-			return 413;
-		}
-		if (prod)
-			memcpy(out.p + out.len, x->fbuf, prod);
-		out.len += prod;
-	} while (rc != 0);
+	if (rc < 0) {
+		gb_free(&out);
+		return rc == -EACCES ? fill_denied(px) : 413;
+	}
 	gb_free(&x->mem);
 	x->mem = out;
-	x->secrets += (unsigned)x->filler->count;
 	return 0;
 }
 
@@ -1539,6 +1584,13 @@ static int up_body_end(struct proxy *px)
 	return 0;
 }
 
+/* fill_sink toward upstream (up_body_write() fails the flow itself). */
+static int up_sink(struct proxy *px, void *arg, const void *p, size_t n)
+{
+	(void)arg;
+	return up_body_write(px, p, n);
+}
+
 /**
  * fill_out() - decoded body bytes through the filler, then upstream
  * @px:		flow (x.filler set)
@@ -1551,30 +1603,11 @@ static int up_body_end(struct proxy *px)
  */
 static int fill_out(struct proxy *px, const char *data, size_t len, bool last)
 {
-	struct exch *x = &px->x;
-	size_t took, prod;
-	int rc = 1;
+	int rc = fill_run(px, data, len, last, up_sink, NULL);
 
-	while (len > 0 || (last && rc != 0)) {
-		took = 0;
-		if (len > 0)
-			took = secret_stream_feed(x->filler, data, len, x->fbuf, PROXY_PIECE, &prod);
-		else
-			rc = secret_stream_finish(x->filler, x->fbuf, PROXY_PIECE, &prod);
-		if (x->filler->denied >= 0) {
-			px_error(px, fill_denied(px), x->reason_buf);
-			return -1;
-		}
-		if (up_body_write(px, x->fbuf, prod) < 0)
-			return -1;
-		if (took) {		/* data may be NULL when len is 0 */
-			data += took;
-			len -= took;
-		}
-	}
-	if (last)
-		x->secrets += (unsigned)x->filler->count;
-	return 0;
+	if (rc == -EACCES)
+		px_error(px, fill_denied(px), px->x.reason_buf);
+	return rc < 0 ? -1 : 0;
 }
 
 /**
@@ -2525,9 +2558,6 @@ static bool buffer_response_body(struct proxy *px)
 			return true;
 		if (px->plen && gb_reserve(&x->rmem, px->plen, PROXY_HOOK_BODY_MAX) < 0) {
 			body_ready(px, &x->rmem, "body too large");
-			x->hook_pending = false;
-			if (px->ctx->ops->cancel)
-				px->ctx->ops->cancel(px->ctx->ud, px);
 			px_error(px, 502, "the response body is larger than a hook may buffer");
 			return true;
 		}
@@ -2543,9 +2573,6 @@ static bool buffer_response_body(struct proxy *px)
 	}
 	if (!x->rbody_done && (x->up_eof || x->up_err) && x->src != SRC_CLOSE) {
 		body_ready(px, &x->rmem, "the server closed early");
-		x->hook_pending = false;
-		if (px->ctx->ops->cancel)
-			px->ctx->ops->cancel(px->ctx->ud, px);
 		px_error(px, 502, "the server closed before the end of the body");
 		return true;
 	}
