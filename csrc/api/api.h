@@ -45,4 +45,14 @@ void api_open_hook(lua_State *L);
 int api_cbor_encode(lua_State *L);
 int api_cbor_decode(lua_State *L);
 
+/* t[k] = v for the table on top of the stack */
+static inline void api_set_int(lua_State *L, const char *k, lua_Integer v)
+{
+	lua_pushinteger(L, v);
+	lua_setfield(L, -2, k);
+}
+
+struct net_stats;
+void api_push_net_stats(lua_State *L, const struct net_stats *s);
+
 #endif /* GONDOLIN_API_H */

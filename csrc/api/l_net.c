@@ -657,18 +657,6 @@ static int lnet_next_timer(lua_State *L)
 	return 1;
 }
 
-/**
- * set_int() - t[key] = v for the table on top of the stack
- * @L:		Lua state
- * @key:	field name
- * @v:		value
- */
-static void set_int(lua_State *L, const char *key, lua_Integer v)
-{
-	lua_pushinteger(L, v);
-	lua_setfield(L, -2, key);
-}
-
 #define STAT(f_)	{ #f_, offsetof(struct net_stats, f_) }
 
 static const struct { const char *name; size_t off; } stat_fields[] = {
@@ -684,6 +672,24 @@ static_assert(sizeof(stat_fields) / sizeof(stat_fields[0]) ==
 	      sizeof(struct net_stats) / sizeof(uint64_t), "every counter listed");
 
 /**
+ * api_push_net_stats() - push a table of every counter of a stack
+ * @L:		Lua state
+ * @s:		counters
+ */
+void api_push_net_stats(lua_State *L, const struct net_stats *s)
+{
+	const uint8_t *base = (const uint8_t *)s;
+	uint64_t v;
+	size_t i;
+
+	lua_createtable(L, 0, (int)(sizeof(stat_fields) / sizeof(stat_fields[0])) + 1);
+	for (i = 0; i < sizeof(stat_fields) / sizeof(stat_fields[0]); i++) {
+		memcpy(&v, base + stat_fields[i].off, sizeof(v));
+		api_set_int(L, stat_fields[i].name, (lua_Integer)v);
+	}
+}
+
+/**
  * lnet_stats() - net:stats() -> table of counters
  * @L:		Lua state
  *
@@ -692,16 +698,8 @@ static_assert(sizeof(stat_fields) / sizeof(stat_fields[0]) ==
 static int lnet_stats(lua_State *L)
 {
 	struct lnet *ln = luaL_checkudata(L, 1, NET_MT);
-	const uint8_t *base = (const uint8_t *)&ln->n.stats;
-	uint64_t v;
-	size_t i;
 
-	lua_createtable(L, 0, (int)(sizeof(stat_fields) / sizeof(stat_fields[0])));
-	for (i = 0; i < sizeof(stat_fields) / sizeof(stat_fields[0]); i++) {
-		memcpy(&v, base + stat_fields[i].off, sizeof(v));
-		lua_pushinteger(L, (lua_Integer)v);
-		lua_setfield(L, -2, stat_fields[i].name);
-	}
+	api_push_net_stats(L, &ln->n.stats);
 	return 1;
 }
 
@@ -730,11 +728,11 @@ static int lnet_tcp_gauges(lua_State *L)
 
 	tcp_gauges(&ln->n, &g);
 	lua_createtable(L, 0, 5);
-	set_int(L, "conns", g.conns);
-	set_int(L, "half_open", g.half_open);
-	set_int(L, "time_wait", g.time_wait);
-	set_int(L, "buf_bytes", (lua_Integer)g.buf_bytes);
-	set_int(L, "syn_dropped", (lua_Integer)g.syn_dropped);
+	api_set_int(L, "conns", g.conns);
+	api_set_int(L, "half_open", g.half_open);
+	api_set_int(L, "time_wait", g.time_wait);
+	api_set_int(L, "buf_bytes", (lua_Integer)g.buf_bytes);
+	api_set_int(L, "syn_dropped", (lua_Integer)g.syn_dropped);
 	return 1;
 }
 
@@ -949,24 +947,24 @@ static void set_conn_state(lua_State *L, const struct tcp_conn *c)
 	tcp_conn_info(c, &i);
 	lua_pushstring(L, i.state);
 	lua_setfield(L, -2, "state");
-	set_int(L, "iss", i.iss);
-	set_int(L, "irs", i.irs);
-	set_int(L, "snd_una", i.snd_una);
-	set_int(L, "snd_nxt", i.snd_nxt);
-	set_int(L, "snd_wnd", i.snd_wnd);
-	set_int(L, "rcv_nxt", i.rcv_nxt);
-	set_int(L, "rcv_wnd", i.rcv_wnd);
-	set_int(L, "mss", i.mss);
-	set_int(L, "snd_wscale", i.snd_wscale);
-	set_int(L, "rcv_wscale", i.rcv_wscale);
+	api_set_int(L, "iss", i.iss);
+	api_set_int(L, "irs", i.irs);
+	api_set_int(L, "snd_una", i.snd_una);
+	api_set_int(L, "snd_nxt", i.snd_nxt);
+	api_set_int(L, "snd_wnd", i.snd_wnd);
+	api_set_int(L, "rcv_nxt", i.rcv_nxt);
+	api_set_int(L, "rcv_wnd", i.rcv_wnd);
+	api_set_int(L, "mss", i.mss);
+	api_set_int(L, "snd_wscale", i.snd_wscale);
+	api_set_int(L, "rcv_wscale", i.rcv_wscale);
 	lua_pushboolean(L, i.ws_ok);
 	lua_setfield(L, -2, "ws_ok");
-	set_int(L, "rto_ms", i.rto_ms);
-	set_int(L, "srtt_ms", i.srtt_ms);
-	set_int(L, "retries", i.retries);
-	set_int(L, "send_queued", (lua_Integer)i.send_queued);
-	set_int(L, "recv_queued", (lua_Integer)i.recv_queued);
-	set_int(L, "ooo_ranges", i.ooo_ranges);
+	api_set_int(L, "rto_ms", i.rto_ms);
+	api_set_int(L, "srtt_ms", i.srtt_ms);
+	api_set_int(L, "retries", i.retries);
+	api_set_int(L, "send_queued", (lua_Integer)i.send_queued);
+	api_set_int(L, "recv_queued", (lua_Integer)i.recv_queued);
+	api_set_int(L, "ooo_ranges", i.ooo_ranges);
 }
 
 /**
@@ -985,10 +983,10 @@ static int lconn_info(lua_State *L)
 	lua_createtable(L, 0, 22);
 	push_ip(L, c->guest_ip);
 	lua_setfield(L, -2, "guest_ip");
-	set_int(L, "guest_port", c->guest_port);
+	api_set_int(L, "guest_port", c->guest_port);
 	push_ip(L, c->dst_ip);
 	lua_setfield(L, -2, "dst_ip");
-	set_int(L, "dst_port", c->dst_port);
+	api_set_int(L, "dst_port", c->dst_port);
 	set_conn_state(L, c);
 	return 1;
 }

@@ -156,18 +156,6 @@ static void set_str(lua_State *L, const char *k, const char *v)
 }
 
 /**
- * set_int() - t[k] = v
- * @L:		Lua state
- * @k:		key
- * @v:		value
- */
-static void set_int(lua_State *L, const char *k, lua_Integer v)
-{
-	lua_pushinteger(L, v);
-	lua_setfield(L, -2, k);
-}
-
-/**
  * set_endpoints() - src/dst fields of an audit record
  * @L:		Lua state
  * @gip, @gport: guest end
@@ -183,7 +171,7 @@ static void set_endpoints(lua_State *L, uint32_t gip, unsigned gport, uint32_t d
 	lua_setfield(L, -2, "src");
 	ip_str(dip, ip);
 	set_str(L, "dst_ip", ip);
-	set_int(L, "dst_port", dport);
+	api_set_int(L, "dst_port", dport);
 }
 
 /**
@@ -204,7 +192,7 @@ static void flow_event(struct netif *nif, const struct flow *f, const char *deci
 	if (nif->closed || !nif->events)
 		return;
 	lua_createtable(L, 0, 10);
-	set_int(L, "flow", (lua_Integer)f->id);
+	api_set_int(L, "flow", (lua_Integer)f->id);
 	set_str(L, "decision", decision);
 	set_str(L, "kind", kind);
 	set_str(L, "reason", reason);
@@ -229,17 +217,17 @@ static void px_event(void *ud, const struct proxy_event *ev)
 		return;
 	lua_createtable(L, 0, 24);
 	set_str(L, "kind", "http");
-	set_int(L, "flow", (lua_Integer)ev->flow);
+	api_set_int(L, "flow", (lua_Integer)ev->flow);
 	set_endpoints(L, ev->guest_ip, ev->guest_port, ev->dst_ip, ev->dst_port);
 	set_str(L, "host", ev->host && *ev->host ? ev->host : NULL);
 	if (ev->port)
-		set_int(L, "port", ev->port);
+		api_set_int(L, "port", ev->port);
 	set_str(L, "method", ev->method && *ev->method ? ev->method : NULL);
 	set_str(L, "path", ev->path && *ev->path ? ev->path : NULL);
 	if (ev->status)
-		set_int(L, "status", ev->status);
-	set_int(L, "bytes_in", (lua_Integer)ev->bytes_in);
-	set_int(L, "bytes_out", (lua_Integer)ev->bytes_out);
+		api_set_int(L, "status", ev->status);
+	api_set_int(L, "bytes_in", (lua_Integer)ev->bytes_in);
+	api_set_int(L, "bytes_out", (lua_Integer)ev->bytes_out);
 	lua_pushnumber(L, ev->duration_ms / 1000.0);
 	lua_setfield(L, -2, "duration");
 	set_str(L, "decision", ev->decision);
@@ -251,9 +239,9 @@ static void px_event(void *ud, const struct proxy_event *ev)
 		lua_setfield(L, -2, "reused");
 	}
 	if (ev->secrets)
-		set_int(L, "secrets", ev->secrets);
+		api_set_int(L, "secrets", ev->secrets);
 	if (ev->masked)
-		set_int(L, "masked", ev->masked);
+		api_set_int(L, "masked", ev->masked);
 	if (ev->websocket) {
 		lua_pushboolean(L, 1);
 		lua_setfield(L, -2, "websocket");
@@ -841,17 +829,9 @@ static struct netif *check_netif(lua_State *L, int idx)
 static int lnetif_stats(lua_State *L)
 {
 	struct netif *nif = check_netif(L, 1);
-	const struct net_stats *s = &nif->net.stats;
 
-	lua_createtable(L, 0, 16);
-#define STAT(f_) (lua_pushinteger(L, (lua_Integer)s->f_), lua_setfield(L, -2, #f_))
-	STAT(frames_in); STAT(frames_out); STAT(dropped); STAT(arp_replies);
-	STAT(icmp_echo); STAT(dhcp_replies); STAT(dns_queries); STAT(dns_malformed);
-	STAT(udp_dropped); STAT(ipv6_dropped); STAT(bad_checksum); STAT(tcp_accepted);
-	STAT(tcp_refused); STAT(tcp_resets_sent); STAT(tcp_retransmits);
-#undef STAT
-	lua_pushinteger(L, (lua_Integer)nif->tx_dropped);
-	lua_setfield(L, -2, "tx_dropped");
+	api_push_net_stats(L, &nif->net.stats);
+	api_set_int(L, "tx_dropped", (lua_Integer)nif->tx_dropped);
 	return 1;
 }
 
