@@ -1318,7 +1318,7 @@ static int build_uhead(struct proxy *px)
 	struct exch *x = &px->x;
 	struct http1_header h[PX_HEADERS_OUT];
 	struct http1_slice target = x->view.target;
-	char hostv[HOSTPAT_TEXT_MAX + 8], lenv[24], *arena;
+	char hostv[HOSTPAT_TEXT_MAX + 8], lenv[24], *arena = NULL;
 	size_t n = 0, used = 0, i, need;
 	int rc, which = -1, hl;
 
@@ -1328,10 +1328,7 @@ static int build_uhead(struct proxy *px)
 		hl = snprintf(hostv, sizeof(hostv), "%s", x->host.name);
 	if (x->port != 80)
 		snprintf(hostv + hl, sizeof(hostv) - (size_t)hl, ":%u", x->port);
-	arena = malloc(PROXY_UHEAD_MAX);
-	x->uhead = malloc(PROXY_UHEAD_MAX);
-	if (!arena || !x->uhead) {
-		free(arena);
+	if (pol->nsecrets && !(arena = malloc(PROXY_UHEAD_MAX))) {	/* substituted values */
 		set_reason(px, "out of memory");
 		return 502;
 	}
@@ -1387,13 +1384,20 @@ static int build_uhead(struct proxy *px)
 		h[n].name = sl("Content-Length");
 		h[n++].value = sl(lenv);
 	}
-	need = http1_write_request_head(x->uhead, PROXY_UHEAD_MAX, x->view.method,
-					target, 1, h, n);
-	free(arena);
+	need = http1_write_request_head(NULL, 0, x->view.method, target, 1, h, n);
 	if (need == 0 || need > PROXY_UHEAD_MAX) {
+		free(arena);
 		set_reason(px, need ? "the request head is too large" :
 			   "the request cannot be written (invalid field)");
 		return need ? 431 : 502;
+	}
+	x->uhead = malloc(need);
+	if (x->uhead)
+		http1_write_request_head(x->uhead, need, x->view.method, target, 1, h, n);
+	free(arena);
+	if (!x->uhead) {
+		set_reason(px, "out of memory");
+		return 502;
 	}
 	x->uhead_len = need;
 	return 0;
@@ -1731,7 +1735,7 @@ static int emit_head(struct proxy *px, int status, struct http1_slice reason,
 	const struct policy *pol = px->ctx->policy;
 	struct exch *x = &px->x;
 	struct http1_header h[PX_HEADERS_OUT];
-	char lenv[24], *arena;
+	char lenv[24], *arena = NULL;
 	size_t k = 0, i, used = 0, ol, need;
 	bool keep, masking = pol->nsecrets > 0;
 	int rc;
@@ -1758,8 +1762,7 @@ static int emit_head(struct proxy *px, int status, struct http1_slice reason,
 	keep = x->req.keep_alive && !x->g_close && status != 101;
 	if (!keep)
 		x->g_close = true;
-	arena = malloc(PROXY_UHEAD_MAX);
-	if (!arena) {
+	if (masking && !(arena = malloc(PROXY_UHEAD_MAX))) {	/* masked values */
 		set_reason(px, "out of memory");
 		return -1;
 	}
