@@ -890,24 +890,29 @@ static bool check_dialled(struct proxy *px, unsigned explicit_port)
 }
 
 /**
- * collect_fwd() - the end-to-end fields of the request
+ * collect_fwd() - the end-to-end fields of a request (the guest's or a
+ * hook's) into x.fwd, and make them the request's view: what
+ * build_uhead() forwards after the Host field it writes itself
  * @px:		flow
+ * @in:		fields
+ * @n:		their number (at most HTTP1_MAX_HEADERS)
  */
-static void collect_fwd(struct proxy *px)
+static void collect_fwd(struct proxy *px, const struct http1_header *in, size_t n)
 {
-	struct http1_request *rq = &px->x.req;
+	struct exch *x = &px->x;
 	size_t i;
 
-	px->x.nfwd = 0;
-	for (i = 0; i < rq->nheaders; i++) {
-		struct http1_slice nm = rq->headers[i].name;
-
-		if (http1_is_hop_by_hop(nm, rq->headers, rq->nheaders) ||
-		    http1_name_is(nm, "host") || http1_name_is(nm, "content-length") ||
-		    http1_name_is(nm, "expect"))
+	x->nfwd = 0;
+	for (i = 0; i < n; i++) {
+		if (http1_is_hop_by_hop(in[i].name, in, n) ||
+		    http1_name_is(in[i].name, "host") ||
+		    http1_name_is(in[i].name, "content-length") ||
+		    http1_name_is(in[i].name, "expect"))
 			continue;
-		px->x.fwd[px->x.nfwd++] = rq->headers[i];
+		x->fwd[x->nfwd++] = in[i];
 	}
+	x->view.headers = x->fwd;
+	x->view.nheaders = x->nfwd;
 }
 
 /**
@@ -1025,9 +1030,7 @@ static void px_begin(struct proxy *px)
 		px_error(px, 403, NULL);
 		return;
 	}
-	collect_fwd(px);
-	x->view.headers = x->fwd;
-	x->view.nheaders = x->nfwd;
+	collect_fwd(px, x->req.headers, x->req.nheaders);
 	if (px->ctx->hook_request)
 		start_request_hook(px);
 	else
@@ -1353,10 +1356,6 @@ static int build_uhead(struct proxy *px)
 	h[n++].value = sl(hostv);
 	for (i = 0; i < x->view.nheaders && n < PX_HEADERS_OUT - 3; i++) {
 		h[n] = x->view.headers[i];
-		if (http1_name_is(h[n].name, "host") || http1_name_is(h[n].name, "content-length") ||
-		    http1_name_is(h[n].name, "expect") ||
-		    http1_is_hop_by_hop(h[n].name, x->view.headers, x->view.nheaders))
-			continue;
 		if (pol->nsecrets && (rc = substitute(px, h[n].name, &h[n].value, arena, &used)) < 0) {
 			free(arena);
 			if (rc == -EACCES)
@@ -1719,7 +1718,7 @@ static void rbuf_consume(struct proxy *px, size_t n)
  * @px:		flow
  * @status:	status
  * @reason:	reason phrase
- * @hd:		end-to-end fields
+ * @hd:		end-to-end fields (response_fields())
  * @n:		their number
  * @src:	enum src_kind of the body that follows
  * @blen:	body length when known (SRC_LENGTH, SRC_MEM)
@@ -1768,9 +1767,6 @@ static int emit_head(struct proxy *px, int status, struct http1_slice reason,
 	}
 	for (i = 0; i < n && k < PX_HEADERS_OUT - 3; i++) {
 		h[k] = hd[i];
-		if (http1_name_is(h[k].name, "content-length") ||
-		    http1_is_hop_by_hop(h[k].name, hd, n))
-			continue;
 		if (masking && h[k].value.len) {
 			rc = secret_mask(x->mask, x->nmask, h[k].value.p, h[k].value.len,
 					 arena + used, PROXY_UHEAD_MAX - used, &ol);
@@ -1838,29 +1834,31 @@ static int emit_head(struct proxy *px, int status, struct http1_slice reason,
 }
 
 /**
- * response_fields() - end-to-end fields of the upstream response
- * @rs:		parsed response
+ * response_fields() - the end-to-end fields of a response (upstream's or a
+ * hook's): what emit_head() forwards
+ * @in:		fields
+ * @nin:	their number (at most HTTP1_MAX_HEADERS)
  * @out:	fields out (HTTP1_MAX_HEADERS)
- * @cl:		the Content-Length value, when there is one
+ * @cl:		the Content-Length value, when there is one (may be NULL)
  *
  * Return: their number.
  */
-static size_t response_fields(const struct http1_response *rs,
-			      struct http1_header *out, struct http1_slice **cl)
+static size_t response_fields(const struct http1_header *in, size_t nin,
+			      struct http1_header *out, const struct http1_slice **cl)
 {
 	size_t i, n = 0;
 
-	*cl = NULL;
-	for (i = 0; i < rs->nheaders; i++) {
-		struct http1_slice nm = rs->headers[i].name;
-
-		if (http1_name_is(nm, "content-length")) {
-			*cl = (struct http1_slice *)&rs->headers[i].value;
+	if (cl)
+		*cl = NULL;
+	for (i = 0; i < nin; i++) {
+		if (http1_name_is(in[i].name, "content-length")) {
+			if (cl)
+				*cl = &in[i].value;
 			continue;
 		}
-		if (http1_is_hop_by_hop(nm, rs->headers, rs->nheaders))
+		if (http1_is_hop_by_hop(in[i].name, in, nin))
 			continue;
-		out[n++] = rs->headers[i];
+		out[n++] = in[i];
 	}
 	return n;
 }
@@ -1893,8 +1891,7 @@ static void start_tunnel(struct proxy *px)
 {
 	struct exch *x = &px->x;
 	struct http1_header f[HTTP1_MAX_HEADERS];
-	struct http1_slice *cl;
-	size_t n = response_fields(&x->res, f, &cl);
+	size_t n = response_fields(x->res.headers, x->res.nheaders, f, NULL);
 
 	if (emit_head(px, 101, x->res.reason, f, n, SRC_NONE, 0, NULL) < 0) {
 		px_error(px, 502, NULL);
@@ -1915,7 +1912,6 @@ static void start_response_hook(struct proxy *px)
 	struct http1_response *rs = &x->res;
 	const char *from = px->rbuf + px->roff;
 	struct http1_header f[HTTP1_MAX_HEADERS];
-	struct http1_slice *cl;
 	size_t i, n;
 
 	size_t hoff = (rs->head_len + 15) & ~(size_t)15;	/* align the field array */
@@ -1932,7 +1928,7 @@ static void start_response_hook(struct proxy *px)
 		rebase(&rs->headers[i].value, from, x->rhead);
 	}
 	rbuf_consume(px, rs->head_len);
-	n = response_fields(rs, f, &cl);
+	n = response_fields(rs->headers, rs->nheaders, f, NULL);
 	x->rview.headers = (struct http1_header *)(void *)(x->rhead + hoff);
 	memcpy((void *)x->rview.headers, f, n * sizeof(*f));
 	x->rview.nheaders = n;
@@ -1962,7 +1958,7 @@ static bool px_response_head(struct proxy *px)
 	struct exch *x = &px->x;
 	struct http1_response *rs = &x->res;
 	struct http1_header f[HTTP1_MAX_HEADERS];
-	struct http1_slice *cl;
+	const struct http1_slice *cl;
 	size_t n, avail = px->rlen - px->roff;
 	int rc;
 
@@ -1998,7 +1994,7 @@ static bool px_response_head(struct proxy *px)
 		start_response_hook(px);
 		return true;
 	}
-	n = response_fields(rs, f, &cl);
+	n = response_fields(rs->headers, rs->nheaders, f, &cl);
 	x->src_left = rs->content_length;
 	chunked_decoder_init(&x->sdec, UINT64_MAX >> 8);
 	if (emit_head(px, rs->status, rs->reason, f, n, src_of(rs), rs->content_length, cl) < 0) {
@@ -2612,7 +2608,9 @@ static int set_rmem(struct proxy *px, const char *body, size_t len)
 static void hook_answers(struct proxy *px, struct hook_blob *b)
 {
 	struct exch *x = &px->x;
+	struct http1_header f[HTTP1_MAX_HEADERS];
 	int src = b->blen ? SRC_MEM : SRC_NONE;
+	size_t n;
 
 	x->redit = b;
 	x->decision = b->kind == HOOK_DENY ? "deny" : "respond";
@@ -2622,9 +2620,9 @@ static void hook_answers(struct proxy *px, struct hook_blob *b)
 		x->req.keep_alive = false;	/* body left unread: close after */
 	x->rb = RB_DONE;
 	px->state = PX_EXCHANGE;
+	n = response_fields(b->headers, b->n, f, NULL);
 	if (set_rmem(px, b->body, b->blen) < 0 ||
-	    emit_head(px, b->status, sl(status_text(b->status)), b->headers, b->n,
-		      src, b->blen, NULL) < 0)
+	    emit_head(px, b->status, sl(status_text(b->status)), f, n, src, b->blen, NULL) < 0)
 		px_error(px, 502, NULL);
 }
 
@@ -2651,6 +2649,7 @@ static void apply_request_hook(struct proxy *px)
 	}
 	x->edit = b;			/* forward: where it goes may have changed */
 	x->view = b->rq;
+	collect_fwd(px, b->rq.headers, b->rq.nheaders);
 	if (hostpat_host_parse(b->rq.host.p, b->rq.host.len, &x->host, &err) < 0 ||
 	    b->rq.port == 0 || b->rq.port > 65535) {
 		set_reason(px, "the request hook set an invalid host or port");
@@ -2694,7 +2693,9 @@ static void apply_response_hook(struct proxy *px)
 	struct exch *x = &px->x;
 	struct hook_blob *b = x->done;
 	bool own_body = b->body_set || x->rbody_done;
+	struct http1_header f[HTTP1_MAX_HEADERS];
 	uint64_t blen;
+	size_t n;
 	int src;
 
 	x->done = NULL;
@@ -2722,7 +2723,8 @@ static void apply_response_hook(struct proxy *px)
 		src = x->src;		/* stream the upstream body as it comes */
 		blen = x->res.content_length;
 	}
-	if (emit_head(px, b->status, b->reason, b->headers, b->n, src, blen, NULL) < 0)
+	n = response_fields(b->headers, b->n, f, NULL);
+	if (emit_head(px, b->status, b->reason, f, n, src, blen, NULL) < 0)
 		px_error(px, 502, NULL);
 }
 
