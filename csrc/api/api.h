@@ -52,6 +52,8 @@ static inline void api_set_int(lua_State *L, const char *k, lua_Integer v)
 	lua_setfield(L, -2, k);
 }
 
+struct http1_header;
+void api_push_headers(lua_State *L, const struct http1_header *h, size_t n);
 struct net_stats;
 void api_push_net_stats(lua_State *L, const struct net_stats *s);
 

@@ -292,27 +292,6 @@ struct policy *lhook_policy(lua_State *L, int idx, bool *on_request,
 /* ---- hook calls ---- */
 
 /**
- * push_headers() - a list { {name, value}, ... }
- * @L:		Lua state
- * @h:		fields
- * @n:		their number
- */
-static void push_headers(lua_State *L, const struct http1_header *h, size_t n)
-{
-	size_t i;
-
-	lua_createtable(L, (int)n, 0);
-	for (i = 0; i < n; i++) {
-		lua_createtable(L, 2, 0);
-		lua_pushlstring(L, h[i].name.p, h[i].name.len);
-		lua_rawseti(L, -2, 1);
-		lua_pushlstring(L, h[i].value.p, h[i].value.len);
-		lua_rawseti(L, -2, 2);
-		lua_rawseti(L, -2, (lua_Integer)i + 1);
-	}
-}
-
-/**
  * push_request() - the request as a plain table
  * @L:		Lua state
  * @rq:		request
@@ -334,7 +313,7 @@ static void push_request(lua_State *L, const struct proxy_request *rq)
 	lua_setfield(L, -2, "has_body");
 	lua_pushboolean(L, rq->websocket);
 	lua_setfield(L, -2, "websocket");
-	push_headers(L, rq->headers, rq->nheaders);
+	api_push_headers(L, rq->headers, rq->nheaders);
 	lua_setfield(L, -2, "headers");
 }
 
@@ -352,7 +331,7 @@ static void push_response(lua_State *L, const struct proxy_response *rs)
 	lua_setfield(L, -2, "reason");
 	lua_pushboolean(L, rs->has_body);
 	lua_setfield(L, -2, "has_body");
-	push_headers(L, rs->headers, rs->nheaders);
+	api_push_headers(L, rs->headers, rs->nheaders);
 	lua_setfield(L, -2, "headers");
 }
 
@@ -519,13 +498,10 @@ static struct hook_call *check_call(lua_State *L, int idx)
  */
 static void check_token(lua_State *L, const char *what, const char *s, size_t n)
 {
-	size_t i;
-
 	if (n == 0)
 		luaL_error(L, "%s: empty", what);
-	for (i = 0; i < n; i++)
-		if (!http1_is_tchar((unsigned char)s[i]))
-			luaL_error(L, "%s '%s': not an HTTP token", what, s);
+	if (!http1_is_token((struct http1_slice){ s, n }))
+		luaL_error(L, "%s '%s': not an HTTP token", what, s);
 }
 
 /**

@@ -39,6 +39,27 @@ static void set_slice(lua_State *L, const char *key, struct http1_slice s)
 }
 
 /**
+ * api_push_headers() - push fields as a list { {name, value}, ... }
+ * @L:		Lua state
+ * @h:		fields
+ * @n:		their number
+ */
+void api_push_headers(lua_State *L, const struct http1_header *h, size_t n)
+{
+	size_t i;
+
+	lua_createtable(L, (int)n, 0);
+	for (i = 0; i < n; i++) {
+		lua_createtable(L, 2, 0);
+		push_slice(L, h[i].name);
+		lua_rawseti(L, -2, 1);
+		push_slice(L, h[i].value);
+		lua_rawseti(L, -2, 2);
+		lua_rawseti(L, -2, (lua_Integer)i + 1);
+	}
+}
+
+/**
  * set_common() - fields shared by requests and responses
  * @L:		Lua state, result table on top
  * @h:		fields
@@ -52,17 +73,7 @@ static void set_common(lua_State *L, const struct http1_header *h, size_t n,
 		       int minor, size_t head_len, enum http1_upgrade up,
 		       bool keep_alive)
 {
-	size_t i;
-
-	lua_createtable(L, (int)n, 0);
-	for (i = 0; i < n; i++) {
-		lua_createtable(L, 2, 0);
-		push_slice(L, h[i].name);
-		lua_rawseti(L, -2, 1);
-		push_slice(L, h[i].value);
-		lua_rawseti(L, -2, 2);
-		lua_rawseti(L, -2, (lua_Integer)i + 1);
-	}
+	api_push_headers(L, h, n);
 	lua_setfield(L, -2, "headers");
 	lua_pushstring(L, minor ? "HTTP/1.1" : "HTTP/1.0");
 	lua_setfield(L, -2, "version");

@@ -185,12 +185,12 @@ bool http1_is_value_char(unsigned char c)
 }
 
 /**
- * is_token() - non-empty run of token characters
+ * http1_is_token() - non-empty run of token characters
  * @s:	slice
  *
  * Return: true when @s is a token.
  */
-static bool is_token(struct http1_slice s)
+bool http1_is_token(struct http1_slice s)
 {
 	size_t i;
 
@@ -588,7 +588,7 @@ static int parse_request_line(struct head_ctx *x, struct http1_slice line,
 		return fail(x, 400, "malformed request line");
 	req->method = (struct http1_slice){ line.p, (size_t)(sp1 - line.p) };
 	req->target = (struct http1_slice){ sp1 + 1, (size_t)(sp2 - sp1 - 1) };
-	if (!is_token(req->method))
+	if (!http1_is_token(req->method))
 		return fail(x, 400, "invalid method");
 	if (parse_version(x, (struct http1_slice){ sp2 + 1, (size_t)(end - sp2 - 1) },
 			  &req->minor) < 0)
@@ -718,7 +718,7 @@ static int on_transfer_encoding(struct head_ctx *x, struct http1_slice v)
 
 	x->te_n++;
 	while (list_next(&v, &elem)) {
-		if (!is_token(elem))
+		if (!http1_is_token(elem))
 			return fail(x, 400, "invalid Transfer-Encoding");
 		x->te_last_chunked = http1_name_is(elem, "chunked");
 		if (x->te_last_chunked)
@@ -742,7 +742,7 @@ static int on_connection(struct head_ctx *x, struct http1_slice v)
 	struct http1_slice e;
 
 	while (list_next(&v, &e)) {
-		if (!is_token(e))
+		if (!http1_is_token(e))
 			return fail(x, 400, "invalid Connection");
 		if (http1_name_is(e, "content-length") || http1_name_is(e, "host"))
 			return fail(x, 400, "Connection names an end-to-end field");
@@ -770,7 +770,7 @@ static int on_upgrade(struct head_ctx *x, struct http1_slice v)
 		name = (struct http1_slice){ e.p, slash ? (size_t)(slash - e.p) : e.len };
 		ver = slash ? (struct http1_slice){ slash + 1, e.len - name.len - 1 }
 			    : (struct http1_slice){ "x", 1 };
-		if (!is_token(name) || !is_token(ver))
+		if (!http1_is_token(name) || !http1_is_token(ver))
 			return fail(x, 400, "invalid Upgrade");
 		x->upgrade_n++;
 		x->upgrade_ws |= !slash && http1_name_is(name, "websocket");
@@ -1138,7 +1138,7 @@ static size_t fields_size(size_t need, const struct http1_header *h, size_t n)
 	size_t i, j;
 
 	for (i = 0; i < n && need; i++) {
-		if (!is_token(h[i].name))
+		if (!http1_is_token(h[i].name))
 			return 0;
 		for (j = 0; j < h[i].value.len; j++)
 			if (!http1_is_value_char((unsigned char)h[i].value.p[j]))
@@ -1187,7 +1187,7 @@ size_t http1_write_request_head(char *out, size_t cap,
 	struct out o = { out };
 	size_t i, need;
 
-	if (!is_token(method) || target.len == 0 || (minor != 0 && minor != 1))
+	if (!http1_is_token(method) || target.len == 0 || (minor != 0 && minor != 1))
 		return 0;
 	for (i = 0; i < target.len; i++)
 		if ((unsigned char)target.p[i] <= 0x20 || (unsigned char)target.p[i] >= 0x7f)

@@ -153,6 +153,7 @@ int http1_parse_response(const char *buf, size_t len, size_t last_len,
 enum http1_method http1_method_lookup(const char *p, size_t len);
 
 bool http1_is_tchar(unsigned char c);
+bool http1_is_token(struct http1_slice s);
 bool http1_is_value_char(unsigned char c);
 bool http1_name_is(struct http1_slice name, const char *lower);
 bool http1_is_hop_by_hop(struct http1_slice name,
