@@ -397,24 +397,24 @@ static int parse_version(struct head_ctx *x, struct http1_slice v, int *minor)
 }
 
 /**
- * check_port() - ":" already consumed; 1*5DIGIT in 1..65535
+ * port_value() - ":" already consumed; 1*5DIGIT in 1..65535
  * @p:	port slice
  *
- * Return: true when valid.
+ * Return: the port, or 0 when invalid.
  */
-static bool check_port(struct http1_slice p)
+static unsigned port_value(struct http1_slice p)
 {
 	unsigned long v = 0;
 	size_t i;
 
 	if (p.len == 0 || p.len > 5)
-		return false;
+		return 0;
 	for (i = 0; i < p.len; i++) {
 		if (p.p[i] < '0' || p.p[i] > '9')
-			return false;
+			return 0;
 		v = v * 10 + (unsigned long)(p.p[i] - '0');
 	}
-	return v >= 1 && v <= 65535;
+	return v <= 65535 ? (unsigned)v : 0;
 }
 
 /**
@@ -445,6 +445,31 @@ static size_t host_len(struct http1_slice a)
 }
 
 /**
+ * http1_split_authority() - host and port of host [":" port], no userinfo
+ * @a:		authority
+ * @host:	host out (IP-literal brackets included)
+ * @port:	port out, 0 when none is given
+ *
+ * Return: 0, or -1 when @a is not a valid authority.
+ */
+int http1_split_authority(struct http1_slice a, struct http1_slice *host,
+			  unsigned *port)
+{
+	size_t h;
+
+	*port = 0;
+	if (a.len == 0 || a.len > HTTP1_MAX_HOST || (h = host_len(a)) == 0)
+		return -1;
+	*host = (struct http1_slice){ a.p, h };
+	if (h == a.len)
+		return 0;
+	if (a.p[h] != ':' ||
+	    (*port = port_value((struct http1_slice){ a.p + h + 1, a.len - h - 1 })) == 0)
+		return -1;
+	return 0;
+}
+
+/**
  * check_authority() - host [":" port], no userinfo
  * @x:		context
  * @a:		authority
@@ -455,19 +480,10 @@ static size_t host_len(struct http1_slice a)
 static int check_authority(struct head_ctx *x, struct http1_slice a,
 			   const char *what)
 {
-	size_t h;
+	struct http1_slice h;
+	unsigned port;
 
-	if (a.len == 0 || a.len > HTTP1_MAX_HOST)
-		return fail(x, 400, what);
-	h = host_len(a);
-	if (h == 0)
-		return fail(x, 400, what);
-	if (h == a.len)
-		return 0;
-	if (a.p[h] != ':' ||
-	    !check_port((struct http1_slice){ a.p + h + 1, a.len - h - 1 }))
-		return fail(x, 400, what);
-	return 0;
+	return http1_split_authority(a, &h, &port) < 0 ? fail(x, 400, what) : 0;
 }
 
 /**

@@ -154,6 +154,8 @@ enum http1_method http1_method_lookup(const char *p, size_t len);
 
 bool http1_is_tchar(unsigned char c);
 bool http1_is_token(struct http1_slice s);
+int http1_split_authority(struct http1_slice a, struct http1_slice *host,
+			  unsigned *port);
 bool http1_is_value_char(unsigned char c);
 bool http1_name_is(struct http1_slice name, const char *lower);
 bool http1_is_hop_by_hop(struct http1_slice name,

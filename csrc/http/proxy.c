@@ -801,52 +801,6 @@ static void px_error(struct proxy *px, int status, const char *why)
 /* ---- request head: checks ---- */
 
 /**
- * split_authority() - host and port of "host[:port]" / "[v6][:port]"
- * @a:		authority
- * @host:	host part out
- * @port:	port out, 0 when absent
- *
- * Return: 0, or -1 when malformed.
- */
-static int split_authority(struct http1_slice a, struct http1_slice *host,
-			   unsigned *port)
-{
-	const char *colon = NULL;
-	size_t i;
-	unsigned v = 0;
-
-	*port = 0;
-	*host = a;
-	if (a.len && a.p[0] == '[') {
-		const char *end = memchr(a.p, ']', a.len);
-
-		if (!end)
-			return -1;
-		if ((size_t)(end - a.p) + 1 < a.len) {
-			if (end[1] != ':')
-				return -1;
-			colon = end + 1;
-		}
-		host->len = (size_t)(end - a.p) + 1;
-	} else {
-		colon = memchr(a.p, ':', a.len);
-		if (colon)
-			host->len = (size_t)(colon - a.p);
-	}
-	if (!colon)
-		return host->len ? 0 : -1;
-	for (i = (size_t)(colon - a.p) + 1; i < a.len; i++) {
-		if (a.p[i] < '0' || a.p[i] > '9' || v > 6553)
-			return -1;
-		v = v * 10 + (unsigned)(a.p[i] - '0');
-	}
-	if (v == 0 || v > 65535)
-		return -1;
-	*port = v;
-	return host->len ? 0 : -1;
-}
-
-/**
  * check_dialled() - does the Host name what the guest connected to
  * @px:		flow
  * @explicit_port: port written in Host (0: none)
@@ -998,7 +952,7 @@ static void px_begin(struct proxy *px)
 	x->expect = rq->expect_continue;
 	x->view.has_body = x->rb != RB_NONE;
 
-	if (split_authority(rq->authority, &hs, &eport) < 0 ||
+	if (http1_split_authority(rq->authority, &hs, &eport) < 0 ||
 	    hostpat_host_parse(hs.p, hs.len, &x->host, &err) < 0) {
 		set_reason(px, "invalid host in the request: %s", err ? err : "malformed authority");
 		px_error(px, 400, NULL);
