@@ -765,8 +765,14 @@ static void px_abort(struct proxy *px)
 static void px_error(struct proxy *px, int status, const char *why)
 {
 	struct exch *x = &px->x;
-	char body[PX_REASON_MAX + 64], head[160];
-	int bl, hl;
+	char body[PX_REASON_MAX + 64], head[160], lenv[16];
+	struct http1_header h[3] = {
+		{ sl("Content-Type"), sl("text/plain") },
+		{ sl("Content-Length"), { lenv, 0 } },
+		{ sl("Connection"), sl("close") },
+	};
+	size_t hl;
+	int bl;
 
 	if (why && why != x->reason_buf)
 		x->reason = why;
@@ -782,12 +788,13 @@ static void px_error(struct proxy *px, int status, const char *why)
 		      x->reason ? x->reason : "refused");
 	if (bl < 0 || (size_t)bl >= sizeof(body))
 		bl = (int)sizeof(body) - 1;
-	hl = snprintf(head, sizeof(head), "HTTP/1.%d %d %s\r\nContent-Type: text/plain\r\n"
-		      "Content-Length: %d\r\nConnection: close\r\n\r\n",
-		      x->req.minor == 0 && px->active ? 0 : 1, status, status_text(status), bl);
+	h[1].value.len = (size_t)snprintf(lenv, sizeof(lenv), "%d", bl);
+	hl = http1_write_response_head(head, sizeof(head), x->req.minor == 0 && px->active ? 0 : 1,
+				       status, sl(status_text(status)), h, 3);
 	out_room(px);
-	if (hl > 0 && (size_t)(hl + bl) <= PROXY_OUT_MAX + PROXY_OUT_RESERVE - px->olen) {
-		out_put(px, head, (size_t)hl);
+	if (hl > 0 && hl <= sizeof(head) &&
+	    hl + (size_t)bl <= PROXY_OUT_MAX + PROXY_OUT_RESERVE - px->olen) {
+		out_put(px, head, hl);
 		out_put(px, body, (size_t)bl);
 	}
 	x->head_sent = true;
