@@ -308,6 +308,20 @@ static void on_timer(uv_timer_t *t)
 }
 
 /**
+ * pool_unlink() - take an idle connection off the pool's list
+ * @u:		connection (in the pool)
+ */
+static void pool_unlink(struct upstream *u)
+{
+	*u->pprev = u->pnext;
+	if (u->pnext)
+		u->pnext->pprev = u->pprev;
+	u->pnext = NULL;
+	u->pprev = NULL;
+	u->pool->nidle--;
+}
+
+/**
  * pool_take() - an idle connection to host:port, unlinked from the pool
  * @pool:	pool
  * @h:		host
@@ -321,15 +335,9 @@ static struct upstream *pool_take(struct upstream_pool *pool,
 	struct upstream *u;
 
 	for (u = pool->idle; u; u = u->pnext) {
-		if (u->port != port || u->host.len != h->len ||
-		    memcmp(u->host.name, h->name, h->len) != 0)
+		if (u->port != port || !hostpat_host_equal(&u->host, h))
 			continue;
-		*u->pprev = u->pnext;
-		if (u->pnext)
-			u->pnext->pprev = u->pprev;
-		u->pnext = NULL;
-		u->pprev = NULL;
-		pool->nidle--;
+		pool_unlink(u);
 		uv_timer_stop(&u->timer);
 		uv_read_stop((uv_stream_t *)&u->tcp);
 		u->reading = false;
@@ -668,8 +676,7 @@ void upstream_release(struct upstream *u, bool reuse)
 		return;
 	}
 	for (x = pool->idle; x; x = x->pnext)
-		if (x->port == u->port && x->host.len == u->host.len &&
-		    memcmp(x->host.name, u->host.name, u->host.len) == 0)
+		if (x->port == u->port && hostpat_host_equal(&x->host, &u->host))
 			same++;
 	if (same >= UPSTREAM_POOL_PER_ORIGIN) {
 		upstream_close(u);
@@ -706,13 +713,8 @@ static void on_closed(uv_handle_t *h)
  */
 void upstream_close(struct upstream *u)
 {
-	if (u->pprev) {			/* idle in the pool */
-		*u->pprev = u->pnext;
-		if (u->pnext)
-			u->pnext->pprev = u->pprev;
-		u->pool->nidle--;
-		u->pprev = NULL;
-	}
+	if (u->pprev)			/* idle in the pool */
+		pool_unlink(u);
 	if (u->gai) {
 		u->gai->u = NULL;
 		uv_cancel((uv_req_t *)&u->gai->req);

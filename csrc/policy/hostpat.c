@@ -101,6 +101,18 @@ static const char *parse_ip(const char *s, size_t n, struct hostpat_host *h)
 }
 
 /**
+ * hostpat_host_equal() - the same normalised host
+ * @a: host
+ * @b: host
+ *
+ * Return: true when their normalised names are equal.
+ */
+bool hostpat_host_equal(const struct hostpat_host *a, const struct hostpat_host *b)
+{
+	return a->len == b->len && memcmp(a->name, b->name, a->len) == 0;
+}
+
+/**
  * hostpat_host_parse() - normalise a host the guest named
  * @s: host text (no port; IPv6 bare or in brackets), not NUL-terminated
  * @n: its length

@@ -67,6 +67,7 @@ struct hostpat_set {
 	unsigned flags;
 };
 
+bool hostpat_host_equal(const struct hostpat_host *a, const struct hostpat_host *b);
 int hostpat_host_parse(const char *s, size_t n, struct hostpat_host *h,
 		       const char **err);
 int hostpat_parse(const char *s, size_t n, unsigned flags, struct hostpat *p,

@@ -365,8 +365,7 @@ const struct policy_resolve *policy_resolve_find(const struct policy *p,
 	size_t i;
 
 	for (i = 0; i < p->nresolve; i++)
-		if (p->resolve[i].host.len == h->len &&
-		    memcmp(p->resolve[i].host.name, h->name, h->len) == 0)
+		if (hostpat_host_equal(&p->resolve[i].host, h))
 			return &p->resolve[i];
 	return NULL;
 }
