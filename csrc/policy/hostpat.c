@@ -76,6 +76,16 @@ static const char *parse_name(const char *s, size_t n, struct hostpat_host *h)
 }
 
 /**
+ * host_of_ip() - fill in kind and canonical name from @h->ip
+ * @h: host whose @ip is set
+ */
+static void host_of_ip(struct hostpat_host *h)
+{
+	h->kind = h->ip.family;
+	h->len = (size_t)ipaddr_format(&h->ip, h->name, sizeof(h->name));
+}
+
+/**
  * parse_ip() - an IP literal host, in canonical text
  * @s: text
  * @n: its length
@@ -95,8 +105,7 @@ static const char *parse_ip(const char *s, size_t n, struct hostpat_host *h)
 		return "invalid IPv4 literal (a last label starting with a digit "
 		       "makes an IP address, not a name)";
 	}
-	h->kind = fam;
-	h->len = (size_t)ipaddr_format(&h->ip, h->name, sizeof(h->name));
+	host_of_ip(h);
 	return NULL;
 }
 
@@ -448,9 +457,9 @@ void hostpat_set_free(struct hostpat_set *s)
  * @port: the destination port
  * @addr: an address @h resolved to (for an IP literal, @h->ip)
  *
- * An exception lifts the block when the requested host and port equal an
- * entry; it does not follow the address (an IP entry does not cover names
- * that resolve to it).
+ * An exception lifts the block when an entry names the requested host and
+ * port, or the address itself and the port: an IP entry covers any
+ * (allowed) name that resolves to it, on that port only.
  *
  * Return: NULL when the address may be used, else the blocked range's name.
  */
@@ -459,8 +468,13 @@ const char *hostpat_blocked(const struct hostpat_set *exceptions,
 			    const struct ipaddr *addr)
 {
 	const char *r = ipaddr_blocked(addr);
+	struct hostpat_host ah;
 
-	if (r && exceptions && hostpat_set_match(exceptions, h, port) >= 0)
+	if (!r || !exceptions)
+		return r;
+	if (hostpat_set_match(exceptions, h, port) >= 0)
 		return NULL;
-	return r;
+	ah.ip = *addr;
+	host_of_ip(&ah);
+	return hostpat_set_match(exceptions, &ah, port) >= 0 ? NULL : r;
 }

@@ -339,17 +339,7 @@ const char *policy_addr_blocked(const struct policy *p,
 				const struct hostpat_host *h, unsigned port,
 				const struct ipaddr *addr)
 {
-	char text[IPADDR_STRLEN];
-	struct hostpat_host ah;
-	const char *r;
-
-	r = hostpat_blocked(&p->internal, h, port, addr);
-	if (!r)
-		return NULL;
-	if (ipaddr_format(addr, text, sizeof(text)) < 0 ||
-	    hostpat_host_parse(text, strlen(text), &ah, NULL) < 0)
-		return r;
-	return hostpat_set_match(&p->internal, &ah, port) >= 0 ? NULL : r;
+	return hostpat_blocked(&p->internal, h, port, addr);
 }
 
 /**

@@ -174,8 +174,9 @@ describe("allow-internal exceptions", function()
     assert.is_nil(exc:blocked("10.1.2.3", 5432))
     assert.is_nil(exc:blocked("0x0a.0x01.0x0203", 5432))
     assert.truthy(exc:blocked("10.1.2.3", 5433))
-    -- an IP entry does not cover a name that resolves to it
-    assert.truthy(exc:blocked("db.corp.example", 5432, "10.1.2.3"))
+    -- an IP entry covers a name that resolves to it, on that port only
+    assert.is_nil(exc:blocked("db.corp.example", 5432, "10.1.2.3"))
+    assert.truthy(exc:blocked("db.corp.example", 5433, "10.1.2.3"))
     -- public addresses are never blocked
     assert.is_nil(exc:blocked("other.example", 80, "93.184.216.34"))
   end)
