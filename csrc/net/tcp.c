@@ -1498,21 +1498,31 @@ static void tcp_ack_advance(struct net *n, struct tcp_sock *s, uint32_t ack)
 }
 
 /**
+ * tcp_loss_ssthresh() - ssthresh after a loss: half the flight, at least
+ * two segments (RFC 5681 (4))
+ * @s:		connection
+ */
+static void tcp_loss_ssthresh(struct tcp_sock *s)
+{
+	uint32_t flight = s->snd_max - s->snd_una;
+
+	s->ssthresh = flight / 2 > 2u * s->snd_mss ? flight / 2 : 2u * s->snd_mss;
+}
+
+/**
  * tcp_dupack() - a duplicate ACK: fast retransmit on the third (RFC 5681)
  * @n:		stack
  * @s:		connection
  */
 static void tcp_dupack(struct net *n, struct tcp_sock *s)
 {
-	uint32_t flight = s->snd_max - s->snd_una;
-
 	if (s->in_recovery) {
 		s->cwnd += s->snd_mss;		/* a segment left the network */
 		return;
 	}
 	if (++s->dupacks != 3)
 		return;
-	s->ssthresh = flight / 2 > 2u * s->snd_mss ? flight / 2 : 2u * s->snd_mss;
+	tcp_loss_ssthresh(s);
 	s->cwnd = s->ssthresh + 3u * s->snd_mss;
 	s->recover = s->snd_max;
 	s->in_recovery = true;
@@ -1921,8 +1931,6 @@ static void tcp_persist_expire(struct net *n, struct tcp_sock *s)
  */
 static void tcp_rtx_expire(struct net *n, struct tcp_sock *s)
 {
-	uint32_t flight = s->snd_max - s->snd_una;
-
 	if (s->retries >= TCP_MAX_RETRIES) {
 		tcp_reset(n, s, "retransmissions unanswered");
 		return;
@@ -1931,7 +1939,7 @@ static void tcp_rtx_expire(struct net *n, struct tcp_sock *s)
 	if (s->backoff < TCP_BACKOFF_MAX)
 		s->backoff++;
 	n->stats.tcp_retransmits++;
-	s->ssthresh = flight / 2 > 2u * s->snd_mss ? flight / 2 : 2u * s->snd_mss;
+	tcp_loss_ssthresh(s);
 	s->cwnd = s->snd_mss;
 	s->in_recovery = false;
 	s->dupacks = 0;
