@@ -198,15 +198,16 @@ static uint16_t find_ip(const struct dns_pool *p, uint32_t ip)
  * @p:		pool
  * @name:	lower-cased name
  * @len:	its length
+ * @h:		name_hash() of it
  *
  * Return: entry index or DNS_NIL
  */
 static uint16_t find_name(const struct dns_pool *p, const char *name,
-			  size_t len)
+			  size_t len, uint32_t h)
 {
 	uint16_t i;
 
-	for (i = p->by_name[name_hash(name, len)]; i != DNS_NIL;
+	for (i = p->by_name[h]; i != DNS_NIL;
 	     i = p->e[i].name_next)
 		if (p->e[i].len == len && memcmp(p->e[i].name, name, len) == 0)
 			return i;
@@ -319,12 +320,13 @@ static int next_address(struct dns_pool *p, uint32_t *ip)
 int dns_pool_assign(struct dns_pool *p, const char *name, size_t len,
 		    uint32_t *ip)
 {
+	uint32_t a, hn, ha;
 	uint16_t i;
-	uint32_t a;
 
 	if (len == 0 || len > DNS_MAX_NAME)
 		return -EINVAL;
-	i = find_name(p, name, len);
+	hn = name_hash(name, len);
+	i = find_name(p, name, len, hn);
 	if (i != DNS_NIL) {
 		lru_unlink(p, i);
 		lru_push(p, i);
@@ -338,10 +340,11 @@ int dns_pool_assign(struct dns_pool *p, const char *name, size_t len,
 	p->e[i].len = (uint8_t)len;
 	memcpy(p->e[i].name, name, len);
 	p->e[i].name[len] = '\0';
-	p->e[i].name_next = p->by_name[name_hash(name, len)];
-	p->by_name[name_hash(name, len)] = i;
-	p->e[i].ip_next = p->by_ip[ip_hash(a)];
-	p->by_ip[ip_hash(a)] = i;
+	ha = ip_hash(a);
+	p->e[i].name_next = p->by_name[hn];
+	p->by_name[hn] = i;
+	p->e[i].ip_next = p->by_ip[ha];
+	p->by_ip[ha] = i;
 	lru_push(p, i);
 	*ip = a;
 	return 0;
