@@ -80,6 +80,8 @@ static int net_config_check(const struct net_config *cfg)
 		return -EINVAL;	/* unicast, distinct */
 	if (cfg->max_tcp == 0 || cfg->max_half_open == 0 || cfg->tcp_buf == 0)
 		return -EINVAL;
+	if (cfg->pool_bits < DNS_POOL_MIN_BITS || cfg->pool_bits > DNS_POOL_MAX_BITS)
+		return -EINVAL;
 	return 0;
 }
 
@@ -104,8 +106,6 @@ int net_init(struct net *n, const struct net_config *cfg,
 	n->cfg = *cfg;
 	n->ops = *ops;
 	n->ud = ud;
-	if (cfg->pool_bits < DNS_POOL_MIN_BITS || cfg->pool_bits > DNS_POOL_MAX_BITS)
-		return -EINVAL;
 	n->tx = malloc(NET_MAX_FRAME);
 	n->dns = dns_pool_new(cfg->pool_base, cfg->pool_bits);
 	rc = n->tx && n->dns ? tcp_init(n) : -ENOMEM;
