@@ -10,7 +10,9 @@
  * buffer; every complete frame goes through net_input() in C. No Lua runs
  * per packet.
  *
- * Output: ops.output appends [len][frame] to a fill buffer (NETIF_TX bytes).
+ * Output: the stack builds each frame in place in a fill buffer (NETIF_TX
+ * bytes, ops.tx_frame), after room for its length; ops.output then only
+ * writes the 4-byte length (a frame built elsewhere is copied).
  * After each batch of input or timers, flush() hands the fill buffer to
  * libuv (uv_try_write, then one uv_write in flight); while it is in flight
  * the other buffer fills. When both are full, frames are dropped and
