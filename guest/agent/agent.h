@@ -151,6 +151,7 @@ struct exec_req {
  * @pid1:	running as init: never exit, reap orphans
  * @pfd:	poll set, rebuilt each turn; fixed slots then 3 per session
  * @scratch:	buffer for one output chunk
+ * @boot_error:	why the root disk could not be used (sent in HELLO), or ""
  */
 struct agent {
 	struct port port;
@@ -162,6 +163,7 @@ struct agent {
 	bool pid1;
 	struct pollfd pfd[AGENT_POLL_MAX];
 	uint8_t scratch[FRAME_CHUNK];
+	char boot_error[160];
 };
 
 /* main.c */
@@ -208,8 +210,9 @@ void exec_kill_all(struct agent *a);
 pid_t spawn_child(const struct exec_req *req, const int fds[3]);
 char **spawn_envp(char **overrides, size_t n, bool pty);
 
-/* sysinit.c, dhcp.c */
-void agent_sysinit(void);
+/* sysinit.c, root.c, dhcp.c */
+void agent_sysinit(struct agent *a);
+void root_switch(char *err, size_t len);
 int agent_dhcp(void);
 
 #endif /* GONDOLIN_AGENT_H */

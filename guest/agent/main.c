@@ -417,7 +417,7 @@ int main(int argc, char **argv)
 	}
 	a->pid1 = getpid() == 1;
 	if (a->pid1)
-		agent_sysinit();
+		agent_sysinit(a);
 	keep_stdio_open();
 	if (!a->pid1)
 		prctl(PR_SET_CHILD_SUBREAPER, 1);

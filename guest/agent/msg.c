@@ -281,7 +281,7 @@ error_fmt(struct agent *a, uint32_t id, const char *code, const char *fmt, ...)
 }
 
 /**
- * msg_send_hello() - queue HELLO (version, agent, kernel, caps)
+ * msg_send_hello() - queue HELLO (version, agent, kernel, caps[, error])
  * @a: agent
  */
 void msg_send_hello(struct agent *a)
@@ -295,7 +295,7 @@ void msg_send_hello(struct agent *a)
 	if (uname(&u) < 0)
 		strcpy(u.release, "unknown");
 	cbor_writer_init(&w, buf, sizeof(buf));
-	cbor_put_map(&w, 4);
+	cbor_put_map(&w, a->boot_error[0] ? 5 : 4);
 	cbor_put_cstr(&w, "version");
 	cbor_put_uint(&w, PROTO_VERSION);
 	cbor_put_cstr(&w, "agent");
@@ -306,6 +306,10 @@ void msg_send_hello(struct agent *a)
 	cbor_put_array(&w, sizeof(caps) / sizeof(caps[0]));
 	for (i = 0; i < sizeof(caps) / sizeof(caps[0]); i++)
 		cbor_put_cstr(&w, caps[i]);
+	if (a->boot_error[0]) {
+		cbor_put_cstr(&w, "error");
+		cbor_put_cstr(&w, a->boot_error);
+	}
 	send_map(a, FRAME_HELLO, 0, &w);
 }
 

@@ -6,10 +6,13 @@
  * fork+exec of busybox per step, which under TCG is milliseconds each and
  * adds up to a noticeable part of boot time (see docs/performance.md).
  *
- * Steps, in order: pseudo filesystems; /dev/ptmx; hostname; loopback up;
- * the kernel modules listed in /lib/modules/load (only images built for a
- * stock kernel have it); a DHCP lease for eth0 from the host (dhcp.c). Each failure is logged and skipped: a missing
- * /run is no reason to refuse exec requests.
+ * Steps, in order: /proc, /sys and /dev; the kernel modules listed in
+ * /lib/modules/load (only images built for a stock kernel have it); the
+ * root disk, when the command line names one (root.c); the other pseudo
+ * and tmpfs mounts, in the final root; /dev/ptmx; hostname; loopback up; a
+ * DHCP lease for eth0 from the host (dhcp.c). Each failure is logged and
+ * skipped (a missing /run is no reason to refuse exec requests), except a
+ * root disk that cannot be used: that is reported in HELLO.
  */
 
 #include <errno.h>
@@ -35,10 +38,15 @@ struct sysinit_mount {
 	const char *data;
 };
 
-static const struct sysinit_mount sysinit_mounts[] = {
+/* Before the root switch: what finding and mounting the disk needs. */
+static const struct sysinit_mount sysinit_early[] = {
 	{ "proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL },
 	{ "sysfs", "/sys", "sysfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL },
 	{ "devtmpfs", "/dev", "devtmpfs", MS_NOSUID, "mode=755" },
+};
+
+/* After it, in the final root. */
+static const struct sysinit_mount sysinit_late[] = {
 	{ "devpts", "/dev/pts", "devpts", MS_NOSUID | MS_NOEXEC,
 	  "gid=5,mode=620,ptmxmode=666" },
 	{ "tmpfs", "/dev/shm", "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777" },
@@ -47,19 +55,30 @@ static const struct sysinit_mount sysinit_mounts[] = {
 };
 
 /**
- * sysinit_mounts_do() - mount the pseudo filesystems
+ * sysinit_mount_list() - mount each entry of a table
+ * @m:		entries
+ * @n:		number of entries
  */
-static void sysinit_mounts_do(void)
+static void sysinit_mount_list(const struct sysinit_mount *m, size_t n)
 {
 	size_t i;
 
-	for (i = 0; i < sizeof(sysinit_mounts) / sizeof(sysinit_mounts[0]); i++) {
-		const struct sysinit_mount *m = &sysinit_mounts[i];
-
-		mkdir(m->dir, 0755);
-		if (mount(m->src, m->dir, m->type, m->flags, m->data) < 0 && errno != EBUSY)
-			agent_log("sysinit: mount %s: %s", m->dir, strerror(errno));
+	for (i = 0; i < n; i++) {
+		mkdir(m[i].dir, 0755);
+		if (mount(m[i].src, m[i].dir, m[i].type, m[i].flags, m[i].data) < 0 &&
+		    errno != EBUSY)
+			agent_log("sysinit: mount %s: %s", m[i].dir, strerror(errno));
 	}
+}
+
+#define MOUNT_LIST(t_)	sysinit_mount_list((t_), sizeof(t_) / sizeof((t_)[0]))
+
+/**
+ * sysinit_late_mounts() - devpts, shm and tmpfs mounts; /dev/ptmx; /root
+ */
+static void sysinit_late_mounts(void)
+{
+	MOUNT_LIST(sysinit_late);
 	if (access("/dev/ptmx", F_OK) < 0 && symlink("pts/ptmx", "/dev/ptmx") < 0)
 		agent_log("sysinit: /dev/ptmx: %s", strerror(errno));
 	mkdir("/root", 0700);
@@ -117,13 +136,18 @@ static void sysinit_modules(void)
 
 /**
  * agent_sysinit() - prepare the guest system; called once as PID 1
+ * @a:		agent (boot_error set when the root disk cannot be used)
  */
-void agent_sysinit(void)
+void agent_sysinit(struct agent *a)
 {
-	sysinit_mounts_do();
+	MOUNT_LIST(sysinit_early);
+	sysinit_modules();
+	root_switch(a->boot_error, sizeof(a->boot_error));
+	if (a->boot_error[0])
+		agent_log("root: %s", a->boot_error);
+	sysinit_late_mounts();
 	if (sethostname("gondolin", 8) < 0)
 		agent_log("sysinit: hostname: %s", strerror(errno));
 	sysinit_loopback();
-	sysinit_modules();
 	agent_dhcp();
 }

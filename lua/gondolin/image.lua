@@ -6,32 +6,11 @@
 --   kernel    $XDG_CACHE_HOME/gondolin/kernel/<source version>-<config hash>/
 --             (guest/kernel/build.sh; GONDOLIN_KERNEL=/path overrides it)
 --   initramfs $XDG_CACHE_HOME/gondolin/initramfs/<inputs hash>.cpio
+local files = require "gondolin.files"
+
 local M = {}
 
-local function exists(path)
-  local f = io.open(path, "rb")
-  if f then f:close() return true end
-  return false
-end
-M.exists = exists
-
-local function shell_quote(s)
-  return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
-end
-M.shell_quote = shell_quote
-
-local function mkdir_p(dir)
-  local ok = os.execute("mkdir -p " .. shell_quote(dir))
-  if not ok then error("gondolin: cannot create directory " .. dir, 0) end
-end
-
-function M.cache_dir()
-  local base = os.getenv "XDG_CACHE_HOME"
-  if not base or base == "" then
-    base = (os.getenv "HOME" or "/tmp") .. "/.cache"
-  end
-  return base .. "/gondolin"
-end
+local exists, shell_quote = files.exists, files.shell_quote
 
 -- The directory of this file: lua/gondolin in the tree, or the installed copy.
 local function module_dir()
@@ -183,10 +162,10 @@ function M.initramfs(opts)
     hashed[#hashed + 1] = list
   end
   local key = sha256_of(hashed)
-  local dir = M.cache_dir() .. "/initramfs"
+  local dir = files.cache_dir() .. "/initramfs"
   local out = dir .. "/" .. key .. ".cpio"
   if exists(out) then return out end
-  mkdir_p(dir)
+  files.need_dir(dir)
   local mk = dofile(builder)
   local ok, err = mk.build(out, inputs)
   if opts.modules_dir then os.remove(inputs.extra[#inputs.extra][1]) end

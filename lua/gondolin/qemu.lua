@@ -4,7 +4,7 @@
 -- numbers (FD below), so nothing ever appears on disk. The machine is a
 -- microvm (virtio-mmio, no firmware option ROMs): the fastest to boot.
 local core = require "gondolin.core"
-local image = require "gondolin.image"
+local files = require "gondolin.files"
 
 local M = {}
 
@@ -17,10 +17,10 @@ M.GUEST_MAC = "02:00:00:00:00:01"
 M.binary = "qemu-system-x86_64"
 
 local function which(prog)
-  if prog:find("/", 1, true) then return image.exists(prog) and prog or nil end
+  if prog:find("/", 1, true) then return files.exists(prog) and prog or nil end
   for dir in (os.getenv "PATH" or "/usr/bin:/bin"):gmatch("[^:]+") do
     local p = dir .. "/" .. prog
-    if image.exists(p) then return p end
+    if files.exists(p) then return p end
   end
   return nil
 end
@@ -46,12 +46,13 @@ function M.cmdline(cfg)
     tsc_khz = tsc_khz or core.tsc_khz()
     if tsc_khz then parts[#parts + 1] = "tsc_early_khz=" .. tsc_khz end
   end
+  if cfg.disk then parts[#parts + 1] = cfg.disk.cmdline end
   if cfg.append and cfg.append ~= "" then parts[#parts + 1] = cfg.append end
   return table.concat(parts, " ")
 end
 
 --- argv for one boot. cfg: binary, accel, memory (MiB), cpus, kernel, initrd,
--- append, init.
+-- append, init, disk (from disk.open: its args and command-line word).
 function M.argv(cfg)
   local a = {
     cfg.binary, "-nodefaults", "-no-user-config", "-no-reboot", "-display", "none",
@@ -69,6 +70,7 @@ function M.argv(cfg)
     "-object", "rng-random,filename=/dev/urandom,id=rng0",
     "-device", "virtio-rng-device,rng=rng0",
   }
+  for _, arg in ipairs(cfg.disk and cfg.disk.args or {}) do a[#a + 1] = arg end
   return a
 end
 
@@ -80,7 +82,7 @@ local function boot_id()
 end
 
 local function verdict_path()
-  return image.cache_dir() .. "/accel-" .. boot_id()
+  return files.cache_dir() .. "/accel-" .. boot_id()
 end
 
 --- Cached verdict for KVM on this host boot: "kvm", "tcg" or nil (unknown).
@@ -93,7 +95,7 @@ function M.cached_verdict()
 end
 
 function M.save_verdict(v)
-  os.execute("mkdir -p " .. image.shell_quote(image.cache_dir()))
+  files.mkdir_p(files.cache_dir())
   local f = io.open(verdict_path(), "w")
   if f then f:write(v, "\n") f:close() end
 end

@@ -10,6 +10,7 @@ local sched = require "gondolin.sched"
 local check = require "gondolin.check"
 local image = require "gondolin.image"
 local qemu = require "gondolin.qemu"
+local disk = require "gondolin.disk"
 local exec = require "gondolin.exec"
 local policy = require "gondolin.policy"
 local P = require "gondolin.proto"
@@ -22,7 +23,7 @@ VM.__index = VM
 local live = setmetatable({}, { __mode = "k" })   -- every VM not yet closed
 
 local OPTIONS = { "image", "memory", "cpus", "accel", "env", "cwd", "boot_timeout",
-                  "append", "start", "qemu", "console", "policy" }
+                  "append", "start", "qemu", "console", "policy", "rootfs", "disk_size" }
 local CONSOLE_TAIL = 16 * 1024
 local KVM_PROBE_SECONDS = 5   -- a KVM boot that has not said hello by then is retried under TCG
 local QUIT_GRACE_SECONDS = 2
@@ -56,6 +57,8 @@ local function validate(opts)
   o.start = opts.start ~= false
   o.qemu = opts.qemu ~= nil and check.string("vm option 'qemu'", opts.qemu) or nil
   o.console = check.oneof("vm option 'console'", opts.console or "ring", { "ring", "stderr" })
+  if opts.rootfs ~= nil then o.rootfs = check.oneof("vm option 'rootfs'", opts.rootfs, disk.MODES) end
+  if opts.disk_size ~= nil then o.disk_size = disk.parse_size("vm option 'disk_size'", opts.disk_size) end
   return o
 end
 
@@ -128,6 +131,9 @@ function VM:_on_frame(t, id, payload)
       self.hello_err = "guest agent speaks an unknown protocol version"
     end
     self.info = type(m) == "table" and m or {}
+    if type(m) == "table" and type(m.error) == "string" then
+      self.hello_err = "the guest could not use its root disk: " .. m.error
+    end
     sched.fire(self.hello, true)
   elseif t == P.PONG then
     local ev = self.pings[id]
@@ -148,9 +154,16 @@ function VM:_launch(img, accel)
   local con_h, con_g = core.socketpair()
   local err_h, err_g = core.socketpair()
   local net_h, net_g = core.socketpair()
+  local root
+  if img.rootfs then
+    local err
+    root, err = disk.open(img, { mode = self.o.rootfs or "cow", size = self.o.disk_size })
+    if not root then return nil, err end
+  end
+  self.disk = root
   local argv = qemu.argv { binary = self.qemu_path, accel = accel, memory = self.o.memory,
                            cpus = self.o.cpus, kernel = img.kernel, initrd = img.initramfs,
-                           append = self.o.append }
+                           append = self.o.append, disk = root }
   self.exit_ev = sched.event()
   self.hello = sched.event()
   self.dead = nil
@@ -214,6 +227,7 @@ function VM:_teardown()
     end
   end
   if self.proc then self.proc:close() self.proc = nil end
+  disk.close(self.disk)
 end
 
 -- One boot attempt; returns true or nil, err.
@@ -222,12 +236,12 @@ function VM:_boot(img, accel, timeout)
   if not ok then return nil, err end
   local t0 = uv.hrtime()
   local hello = sched.wait(self.hello, timeout)
-  if hello then
-    if self.hello_err then return nil, "gondolin: " .. self.hello_err end
+  if hello and not self.hello_err then
     self.boot_time = (uv.hrtime() - t0) / 1e9
     return true
   end
-  local why = self.dead or ("no hello from the guest agent within %gs"):format(timeout)
+  local why = self.hello_err or self.dead or ("no hello from the guest agent within %gs"):format(timeout)
+  self.hello_err = nil
   self:_teardown()
   local tail = ring_text(self.console):gsub("%s+$", "")
   return nil, ("gondolin: boot failed under %s: %s%s"):format(accel, why,
@@ -241,6 +255,10 @@ function VM:start()
   self.qemu_path = qemu.find(self.o.qemu)
   local img = image.resolve(self.o.image)
   self.image = img
+  if not img.rootfs and (self.o.rootfs or self.o.disk_size) then
+    return nil, ("gondolin: vm option '%s': image %s has no root disk")
+      :format(self.o.rootfs and "rootfs" or "disk_size", img.name)
+  end
   local plan = qemu.plan(self.o.accel)
   local err
   for i, accel in ipairs(plan) do
