@@ -66,11 +66,12 @@ $(AGENT): $(AGENT_SRC) $(wildcard guest/agent/*.h) csrc/proto/frame.h csrc/proto
 	@mkdir -p $(dir $@)
 	$(MUSL_CC) -static -Os $(CFLAGS_COMMON) -o $@ $(AGENT_SRC)
 
-# Everything the runtime needs to assemble the `minimal` image.
+# Everything the runtime needs to assemble `minimal` and build `base`.
 guest: $(AGENT)
-	@mkdir -p $(GUEST_DIR)/kernel $(GUEST_DIR)/image
+	@mkdir -p $(GUEST_DIR)/kernel $(GUEST_DIR)/image $(GUEST_DIR)/images
 	cp guest/floor $(GUEST_DIR)/
 	cp guest/image/*.lua $(GUEST_DIR)/image/
+	cp examples/images/base.lua $(GUEST_DIR)/images/
 	cp guest/kernel/config guest/kernel/build.sh $(GUEST_DIR)/kernel/
 
 kernel:

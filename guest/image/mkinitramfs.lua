@@ -2,8 +2,8 @@
 -- mkinitramfs.lua - write the gondolin initramfs as a reproducible newc cpio archive
 --
 -- As a script:
---   lua5.4 guest/image/mkinitramfs.lua OUT.cpio --agent PATH --init PATH
---          --floor PATH --busybox PATH [--extra SRC:DEST ...]
+--   lua5.4 guest/image/mkinitramfs.lua OUT.cpio --agent PATH [--init PATH]
+--          [--floor PATH] [--busybox PATH] [--extra SRC:DEST ...]
 -- As a module (plain Lua 5.4, no external modules):
 --   local mk = require "mkinitramfs"   -- or however it is placed on package.path
 --   local ok, err = mk.build("out.cpio", { agent = ..., init = ..., floor = ...,
@@ -121,16 +121,16 @@ local function entries_for(opts)
   add { name = "dev/null", mode = S_IFCHR | 438, rmajor = 1, rminor = 3 }
   add { name = "etc/passwd", mode = S_IFREG | 420, data = PASSWD }
   add { name = "etc/group", mode = S_IFREG | 420, data = GROUP }
-  add { name = "bin/sh", mode = S_IFLNK | 511, data = "busybox" }
-  for _, key in ipairs { "agent", "busybox" } do
-    if not opts[key] then error("missing option: " .. key, 0) end
-  end
-  add_file(opts.busybox, "bin/busybox", 493)
-  -- applet links made now, so nothing runs `busybox --install` at boot
-  for _, path in ipairs(applets(opts.busybox)) do
-    if not seen[path] then
-      add_parents(path)
-      add { name = path, mode = S_IFLNK | 511, data = "/bin/busybox" }
+  if not opts.agent then error("missing option: agent", 0) end
+  if opts.busybox then   -- without it (root-disk images) the agent is all there is
+    add { name = "bin/sh", mode = S_IFLNK | 511, data = "busybox" }
+    add_file(opts.busybox, "bin/busybox", 493)
+    -- applet links made now, so nothing runs `busybox --install` at boot
+    for _, path in ipairs(applets(opts.busybox)) do
+      if not seen[path] then
+        add_parents(path)
+        add { name = path, mode = S_IFLNK | 511, data = "/bin/busybox" }
+      end
     end
   end
   if opts.init then
@@ -172,8 +172,8 @@ end
 
 --- Parse the command line; returns out, opts or nil, usage message.
 local function parse_args(argv)
-  local usage = "usage: mkinitramfs.lua OUT.cpio --agent PATH [--init PATH] --floor PATH"
-    .. " --busybox PATH [--extra SRC:DEST ...]"
+  local usage = "usage: mkinitramfs.lua OUT.cpio --agent PATH [--init PATH] [--floor PATH]"
+    .. " [--busybox PATH] [--extra SRC:DEST ...]"
   local out, opts, i = nil, { extra = {} }, 1
   while i <= #argv do
     local a, v = argv[i], argv[i + 1]
@@ -193,7 +193,7 @@ local function parse_args(argv)
       return nil, usage
     end
   end
-  if not (out and opts.agent and opts.floor and opts.busybox) then
+  if not (out and opts.agent) then
     return nil, usage
   end
   return out, opts

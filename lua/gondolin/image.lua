@@ -123,8 +123,11 @@ function M.stock_modules(dir)
   return order
 end
 
--- For GONDOLIN_KERNEL: its modules directory, if it has one.
-local function modules_dir_for(kernel)
+--- For a kernel other than gondolin's own (GONDOLIN_KERNEL): its modules
+-- directory, if it has one; nil for gondolin's kernel (no modules).
+function M.modules_dir_for(kernel)
+  local custom = os.getenv "GONDOLIN_KERNEL"
+  if not custom or custom == "" then return nil end
   local dir = os.getenv "GONDOLIN_MODULES"
   if dir and dir ~= "" then return dir end
   local ver = M.kernel_version(kernel)
@@ -132,70 +135,135 @@ local function modules_dir_for(kernel)
   return nil
 end
 
---- Path of the minimal initramfs, rebuilt when any of its inputs changes.
--- opts.modules_dir: a stock kernel's /lib/modules/<version> to take drivers from.
+-- The stock-kernel drivers for an initramfs: extra entries, and the hashed
+-- inputs they add. The load list is data, not a file, until the build.
+local function module_entries(modules_dir)
+  local load, extra, hashed = {}, {}, {}
+  for _, path in ipairs(M.stock_modules(modules_dir)) do
+    local dest = "/lib/modules/" .. path:match("([^/]+)$")
+    extra[#extra + 1] = { path, dest }
+    load[#load + 1] = dest
+    hashed[#hashed + 1] = path
+  end
+  return extra, hashed, table.concat(load, "\n") .. "\n"
+end
+
+--- Path of an initramfs, rebuilt when any of its inputs changes.
+-- opts.modules_dir: a stock kernel's /lib/modules/<version> to take drivers
+-- from. opts.rootdisk: the initramfs of images with a root disk, which is
+-- only the agent (and drivers): no busybox, no floor.
 function M.initramfs(opts)
   opts = opts or {}
   local guest = M.guest_dir()
-  local busybox = opts.busybox or "/bin/busybox"
-  if not exists(busybox) then
-    error("gondolin: " .. busybox .. " missing: install it with 'apt-get install busybox-static'", 0)
-  end
-  local inputs = { agent = guest .. "/gondolin-agent", floor = guest .. "/floor", busybox = busybox }
   local builder = guest .. "/image/mkinitramfs.lua"
-  local hashed = { inputs.agent, inputs.floor, inputs.busybox, builder }
-  inputs.extra = {}
+  local inputs = { agent = guest .. "/gondolin-agent", extra = {} }
+  local hashed = { inputs.agent, builder }
+  if not opts.rootdisk then
+    inputs.busybox = opts.busybox or "/bin/busybox"
+    inputs.floor = guest .. "/floor"
+    if not exists(inputs.busybox) then
+      error("gondolin: " .. inputs.busybox .. " missing: install it with 'apt-get install busybox-static'", 0)
+    end
+    hashed[#hashed + 1] = inputs.busybox
+    hashed[#hashed + 1] = inputs.floor
+  end
+  local load
   if opts.modules_dir then
     -- drivers go in as /lib/modules/<file>.ko plus /lib/modules/load, in load order
-    local load, extra = {}, inputs.extra
-    for _, path in ipairs(M.stock_modules(opts.modules_dir)) do
-      local dest = "/lib/modules/" .. path:match("([^/]+)$")
-      extra[#extra + 1] = { path, dest }
-      load[#load + 1] = dest
-      hashed[#hashed + 1] = path
-    end
-    local list = os.tmpname()
-    local f = assert(io.open(list, "w"))
-    f:write(table.concat(load, "\n"), "\n")
-    f:close()
-    extra[#extra + 1] = { list, "/lib/modules/load" }
-    hashed[#hashed + 1] = list
+    local more
+    inputs.extra, more, load = module_entries(opts.modules_dir)
+    table.move(more, 1, #more, #hashed + 1, hashed)
   end
-  local key = sha256_of(hashed)
+  local key = files.sha256_string(table.concat({ opts.rootdisk and "rootdisk" or "minimal", load or "",
+    sha256_of(hashed) }, "\0")):sub(1, 16)
   local dir = files.cache_dir() .. "/initramfs"
   local out = dir .. "/" .. key .. ".cpio"
   if exists(out) then return out end
   files.need_dir(dir)
+  local list
+  if load then
+    list = files.scratch("modules", ".load")
+    assert(files.write_atomic(list, load))
+    inputs.extra[#inputs.extra + 1] = { list, "/lib/modules/load" }
+  end
   local mk = dofile(builder)
   local ok, err = mk.build(out, inputs)
-  if opts.modules_dir then os.remove(inputs.extra[#inputs.extra][1]) end
+  if list then os.remove(list) end
   if ok == nil and err then error("gondolin: building the initramfs failed: " .. tostring(err), 0) end
   return out
 end
 
---- Resolve an image name or directory to the files QEMU needs.
-function M.resolve(image)
-  image = image or "minimal"
-  if image == "minimal" then
+M.DEFAULT = "base"
+
+--- The image a VM boots when none is named: $GONDOLIN_IMAGE, else "base".
+function M.default()
+  local env = os.getenv "GONDOLIN_IMAGE"
+  return env and env ~= "" and env or M.DEFAULT
+end
+
+-- The env list ("K=V", sorted) a manifest bakes in.
+local function manifest_env(m)
+  local out = {}
+  for k, v in pairs(type(m) == "table" and type(m.env) == "table" and m.env or {}) do
+    if type(k) == "string" and type(v) == "string" then out[#out + 1] = k .. "=" .. v end
+  end
+  table.sort(out)
+  return out
+end
+
+-- A directory image: vmlinux or bzImage, initramfs.cpio, maybe rootfs.ext4
+-- and manifest.json (as `gondolin image build` writes them).
+local function resolve_dir(dir)
+  local kernel = exists(dir .. "/vmlinux") and dir .. "/vmlinux" or dir .. "/bzImage"
+  local img = { name = dir, kernel = kernel, initramfs = dir .. "/initramfs.cpio" }
+  if not exists(img.kernel) or not exists(img.initramfs) then
+    error("gondolin: image directory " .. dir .. " needs vmlinux or bzImage and initramfs.cpio", 0)
+  end
+  if exists(dir .. "/rootfs.ext4") then img.rootfs = dir .. "/rootfs.ext4" end
+  local text = files.read(dir .. "/manifest.json", 4 * 1024 * 1024)
+  local m = text and require("gondolin.json").decode(text)
+  if type(m) == "table" then
+    img.manifest, img.build_id, img.env = m, m.build_id, manifest_env(m)
+  end
+  return img
+end
+
+local function from_object(o, name)
+  return { name = name, kernel = o.kernel, initramfs = o.initramfs, rootfs = o.rootfs, build_id = o.build_id,
+           manifest = o.manifest, env = manifest_env(o.manifest), dir = o.dir }
+end
+
+--- Resolve an image selector to the files QEMU needs: "minimal", a
+-- directory path, a build id (or a unique prefix of 8+ digits), or
+-- name[:tag] from the image store. A bundled image ("base") is built on
+-- first use. Raises with the accepted forms when nothing matches.
+function M.resolve(sel)
+  sel = sel or M.default()
+  if sel == "minimal" then
     local kernel = M.kernel()
-    local custom = os.getenv "GONDOLIN_KERNEL"
-    local modules = custom and custom ~= "" and modules_dir_for(kernel) or nil
+    local modules = M.modules_dir_for(kernel)
     return { name = "minimal", kernel = kernel, initramfs = M.initramfs { modules_dir = modules },
              stock = modules ~= nil }
   end
-  if image:find("/", 1, true) or exists(image .. "/initramfs.cpio") then
-    local kernel = exists(image .. "/vmlinux") and image .. "/vmlinux" or image .. "/bzImage"
-    local img = { name = image, kernel = os.getenv "GONDOLIN_KERNEL" or kernel,
-                  initramfs = image .. "/initramfs.cpio" }
-    if exists(image .. "/rootfs.ext4") then img.rootfs = image .. "/rootfs.ext4" end
-    if not exists(img.kernel) or not exists(img.initramfs) then
-      error("gondolin: image directory " .. image ..
-        " needs vmlinux or bzImage and initramfs.cpio", 0)
-    end
-    return img
+  if sel:find("/", 1, true) or sel:sub(1, 1) == "." or files.is_dir(sel) then return resolve_dir(sel) end
+  local store = require("gondolin.image.store").open()
+  local id, how, asked = store:lookup(sel)
+  asked = type(how) == "table" and how or asked     -- the name:tag named, if any
+  if asked then
+    local o, err = require("gondolin.image.build").ensure_builtin(asked.name, asked.tag, store)
+    if o then return from_object(o, asked.name .. ":" .. asked.tag) end
+    if err then error(err, 0) end
   end
-  error("gondolin: unknown image '" .. image ..
-    "' (accepted: \"minimal\" or a directory holding a kernel and initramfs.cpio)", 0)
+  if id then
+    local o, err = store:object(id)
+    if not o then error("gondolin: image " .. sel .. ": " .. tostring(err), 0) end
+    return from_object(o, how == "id" and id or how.name .. ":" .. how.tag)
+  end
+  local have = {}
+  for _, r in ipairs(store:refs()) do have[#have + 1] = r.name .. ":" .. r.tag end
+  error(("gondolin: unknown image '%s': %s (accepted: \"minimal\", \"base\", a name[:tag] from "
+    .. "'gondolin image list'%s, a build id, or a directory with vmlinux and initramfs.cpio)")
+    :format(sel, how, #have > 0 and " (" .. table.concat(have, ", ") .. ")" or ""), 0)
 end
 
 return M

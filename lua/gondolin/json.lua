@@ -39,6 +39,15 @@ end
 
 local encode_value
 
+-- The shortest of %.14g..%.17g that reads back as the same number.
+local function shortest(v)
+  for digits = 14, 16 do
+    local s = ("%." .. digits .. "g"):format(v)
+    if tonumber(s) == v then return s end
+  end
+  return ("%.17g"):format(v)
+end
+
 local function encode_table(t, out, indent, depth, seen)
   if seen[t] then error("json: cannot encode a cycle", 0) end
   if depth > M.MAX_DEPTH then error("json: nesting deeper than " .. M.MAX_DEPTH, 0) end
@@ -89,7 +98,7 @@ encode_value = function(v, out, indent, depth, seen)
     if v ~= v or v == math.huge or v == -math.huge then error("json: cannot encode " .. tostring(v), 0) end
     out[#out + 1] = math.type(v) == "integer" and ("%d"):format(v)
       or (v == math.floor(v) and math.abs(v) < 2 ^ 53) and ("%d"):format(math.tointeger(v))
-      or ("%.17g"):format(v)
+      or shortest(v)
   elseif tv == "table" then
     encode_table(v, out, indent, depth, seen)
   else

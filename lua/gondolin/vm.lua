@@ -35,7 +35,7 @@ local function validate(opts)
   if type(opts) ~= "table" then check.fail("vm", "options must be a table") end
   check.known("vm", opts, OPTIONS)
   local o = {}
-  o.image = opts.image ~= nil and check.string("vm option 'image'", opts.image) or "minimal"
+  o.image = opts.image ~= nil and check.string("vm option 'image'", opts.image) or image.default()
   o.memory = check.memory("vm option 'memory'", opts.memory or 512)
   o.cpus = check.integer("vm option 'cpus'", opts.cpus or 1, 1, 16)
   o.accel = check.oneof("vm option 'accel'", opts.accel or os.getenv "GONDOLIN_ACCEL" or "auto",
@@ -258,6 +258,12 @@ function VM:start()
   if not img.rootfs and (self.o.rootfs or self.o.disk_size) then
     return nil, ("gondolin: vm option '%s': image %s has no root disk")
       :format(self.o.rootfs and "rootfs" or "disk_size", img.name)
+  end
+  if img.env and #img.env > 0 and not self.image_env then
+    -- the image's baked-in env first: the VM's own entries override it
+    self.image_env = img.env
+    table.move(self.o.env, 1, #self.o.env, #img.env + 1, img.env)
+    self.o.env = img.env
   end
   local plan = qemu.plan(self.o.accel)
   local err
