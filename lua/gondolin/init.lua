@@ -14,6 +14,9 @@ function M.policy(opts)
   return require("gondolin.policy").new(opts)
 end
 
+--- Disk checkpoints: gondolin.checkpoint.load(path) -> checkpoint (see docs/lua-api.md).
+M.checkpoint = require "gondolin.checkpoint"
+
 M.run = sched.run
 M.spawn = sched.spawn
 M.sleep = sched.sleep

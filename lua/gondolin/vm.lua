@@ -11,6 +11,8 @@ local check = require "gondolin.check"
 local image = require "gondolin.image"
 local qemu = require "gondolin.qemu"
 local disk = require "gondolin.disk"
+local files = require "gondolin.files"
+local checkpoint = require "gondolin.checkpoint"
 local exec = require "gondolin.exec"
 local policy = require "gondolin.policy"
 local P = require "gondolin.proto"
@@ -23,10 +25,11 @@ VM.__index = VM
 local live = setmetatable({}, { __mode = "k" })   -- every VM not yet closed
 
 local OPTIONS = { "image", "memory", "cpus", "accel", "env", "cwd", "boot_timeout",
-                  "append", "start", "qemu", "console", "policy", "rootfs", "disk_size" }
+                  "append", "start", "qemu", "console", "policy", "rootfs", "disk_size", "checkpoint" }
 local CONSOLE_TAIL = 16 * 1024
 local KVM_PROBE_SECONDS = 5   -- a KVM boot that has not said hello by then is retried under TCG
 local QUIT_GRACE_SECONDS = 2
+local CHECKPOINT_QUIT_SECONDS = 30   -- QEMU flushes the overlay before it exits
 local MAX_SESSIONS = 256
 local next_vm_id = 0      -- vm.id, for audit records
 
@@ -59,6 +62,20 @@ local function validate(opts)
   o.console = check.oneof("vm option 'console'", opts.console or "ring", { "ring", "stderr" })
   if opts.rootfs ~= nil then o.rootfs = check.oneof("vm option 'rootfs'", opts.rootfs, disk.MODES) end
   if opts.disk_size ~= nil then o.disk_size = disk.parse_size("vm option 'disk_size'", opts.disk_size) end
+  if opts.checkpoint ~= nil then
+    if opts.image ~= nil then
+      check.fail("vm option 'image'", "cannot be combined with 'checkpoint' (a checkpoint names its image)")
+    end
+    local ck = opts.checkpoint
+    if type(ck) == "string" then
+      local err
+      ck, err = checkpoint.load(ck)
+      if not ck then error(err, 3) end
+    elseif not checkpoint.is(ck) then
+      check.fail("vm option 'checkpoint'", "expected a path or a checkpoint, got " .. type(ck))
+    end
+    o.checkpoint = ck
+  end
   return o
 end
 
@@ -253,7 +270,7 @@ function VM:start()
   if self.running then return true end
   if self.closed then return nil, "gondolin: vm is closed" end
   self.qemu_path = qemu.find(self.o.qemu)
-  local img = image.resolve(self.o.image)
+  local img = self.o.checkpoint and checkpoint.image_of(self.o.checkpoint) or image.resolve(self.o.image)
   self.image = img
   if not img.rootfs and (self.o.rootfs or self.o.disk_size) then
     return nil, ("gondolin: vm option '%s': image %s has no root disk")
@@ -369,6 +386,42 @@ function VM:close()
   return true
 end
 VM.__close = VM.close
+
+--- Sync, stop the VM and keep its root disk as a checkpoint at path.
+-- Returns the checkpoint, or nil, err; the VM is closed either way once
+-- it was stopped.
+function VM:checkpoint(path)
+  if type(path) ~= "string" or path == "" then check.fail("checkpoint", "expected a file path") end
+  if self.closed or not self.running then check.fail("checkpoint", "the vm is not running") end
+  local d = self.disk
+  if not d or d.mode ~= "cow" then
+    check.fail("checkpoint", ("needs a root disk with rootfs = \"cow\" (this vm has %s)")
+      :format(d and "rootfs = \"" .. d.mode .. "\"" or "no root disk"))
+  end
+  if not self.image.build_id then
+    check.fail("checkpoint", "needs an image with a build id (from the image store or a built directory)")
+  end
+  path = checkpoint.absolute(path)
+  local dir = path:match("^(.*)/[^/]+$")
+  if files.exists(path) then return nil, "gondolin: checkpoint: " .. path .. " exists (remove it first)" end
+  if not files.is_dir(dir) or not uv.fs_access(dir, "w") then
+    return nil, "gondolin: checkpoint: cannot write into " .. dir
+  end
+  local r, err = self:exec { "sync" }
+  if not r or r.code ~= 0 then
+    return nil, "gondolin: checkpoint: sync in the guest failed: " .. tostring(err or r.stderr)
+  end
+  self.qmp:write('{"execute":"quit"}\n')
+  if not self.dead and sched.wait(self.exit_ev, CHECKPOINT_QUIT_SECONDS) == nil and not self.dead then
+    self:close()
+    return nil, "gondolin: checkpoint: qemu did not stop; no checkpoint was made"
+  end
+  d.kept = true
+  local ck, cerr = checkpoint.create(d.overlay, self.image, path, (path:match("([^/]+)$"):gsub("%.[^.]*$", "")))
+  d.kept = ck ~= nil
+  self:close()
+  return ck, cerr
+end
 
 --- Kill every VM still open, at once (process exit paths).
 function M.kill_all()
