@@ -55,7 +55,7 @@ local img = image.resolve("minimal")
 local floor, full = {}, {}
 local accel
 for i = 1, N do
-  local vm = gondolin.vm {}
+  local vm = gondolin.vm { image = "minimal" }
   full[i] = vm.boot_time
   accel = vm.accel
   vm:close()

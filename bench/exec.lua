@@ -6,7 +6,7 @@ local uv = require "luv"
 
 local N = tonumber(arg and arg[1]) or 200
 
-local vm <close> = gondolin.vm {}
+local vm <close> = gondolin.vm { image = "minimal" }
 -- warm up caches on both sides
 for _ = 1, 10 do vm:exec { "/bin/true" } end
 

@@ -73,6 +73,7 @@ end
 -- them, so both see the same machine at nearly the same time.
 local function ours_vm()
   local vm = gondolin.vm {
+    image = "minimal",
     policy = gondolin.policy {
       allow = { "bench.test" }, allow_internal = { "127.0.0.1:" .. port },
       resolve = { ["bench.test"] = "127.0.0.1" },
@@ -85,7 +86,7 @@ end
 
 local function slirp_vm()
   local vm
-  with_slirp(function() vm = gondolin.vm {} end)
+  with_slirp(function() vm = gondolin.vm { image = "minimal" } end)
   return vm, "http://10.0.2.2:" .. port       -- slirp's alias for the host
 end
 

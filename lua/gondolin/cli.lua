@@ -6,14 +6,19 @@ local sched = require "gondolin.sched"
 
 local M = {}
 
-local USAGE = [[
+local USAGE = [==[
 usage: gondolin SCRIPT.lua [ARGS...]       run a Lua script that drives VMs
        gondolin exec [OPTIONS] -- CMD ...  run one command in a fresh VM
        gondolin bash [OPTIONS] [-- CMD ...] interactive shell (pty) in a fresh VM
+       gondolin image build FILE.lua [--refresh] [--tag NAME[:TAG]] [--quiet]
+       gondolin image list | inspect IMAGE [--verify] | rm IMAGE... | prune
        gondolin --help | --version
 
 options for exec and bash:
-  --image NAME|DIR   image to boot (default: minimal)
+  --image IMAGE      image to boot: base (default), minimal, NAME[:TAG], a build id or a directory
+  --rootfs MODE      root disk: cow (default: changes vanish on exit), memory or readonly
+  --disk-size SIZE   grow the root disk (and its filesystem) to SIZE, e.g. 8G
+  --resume PATH      start from a disk checkpoint (made with vm:checkpoint in Lua)
   --memory SIZE      guest memory, e.g. 512M or 1G (default: 512M)
   --cpus N           virtual CPUs, 1..16 (default: 1)
   --accel MODE       auto, kvm or tcg (default: auto)
@@ -31,7 +36,7 @@ network policy (deny by default: with no --allow-host nothing leaves):
                               $ENVVAR instead, only to HOSTS (comma-separated patterns), in header
                               values, and also in the query or the body when named (repeatable)
   --audit FILE                append one JSON line per network decision to FILE
-]]
+]==]
 
 local function die(msg)
   io.stderr:write("gondolin: ", msg, "\n")
@@ -43,7 +48,8 @@ local flag_pat = lpeg.P "--" * lpeg.C((lpeg.P(1) - "=") ^ 1) * ("=" * lpeg.C(lpe
 
 local VALUE_FLAGS = { image = true, memory = true, cpus = true, accel = true, env = true,
                       cwd = true, timeout = true, ["allow-host"] = true, ["allow-internal"] = true,
-                      resolve = true, secret = true, audit = true }
+                      resolve = true, secret = true, audit = true, rootfs = true, ["disk-size"] = true,
+                      resume = true }
 local LIST_FLAGS = { env = true, ["allow-host"] = true, ["allow-internal"] = true,
                      resolve = true, secret = true }
 
@@ -135,7 +141,8 @@ end
 
 local function vm_options(opts)
   return { image = opts.image, memory = opts.memory, cpus = opts.cpus, accel = opts.accel,
-           console = opts.console and "stderr" or nil, policy = cli_policy(opts) }
+           console = opts.console and "stderr" or nil, policy = cli_policy(opts),
+           rootfs = opts.rootfs, disk_size = opts["disk-size"], checkpoint = opts.resume }
 end
 
 local function exit_status(r)
@@ -257,6 +264,13 @@ local function run_bash(args)
   end)
 end
 
+-- Leaving early: kill our VMs and host commands, remove scratch files.
+local function exit_cleanup()
+  require("gondolin.vm").kill_all()
+  require("gondolin.command").kill_all()
+  require("gondolin.files").run_exit_cleanups()
+end
+
 local function run_script(args)
   local path = args[1]
   local chunk, err = loadfile(path)
@@ -269,11 +283,11 @@ local function run_script(args)
   -- os.exit from a script kills its VMs first. Closing the Lua state instead
   -- would run luv's teardown under live handles, which crashes.
   os.exit = function(code, _)
-    require("gondolin.vm").kill_all()
+    exit_cleanup()
     return real_exit(code)
   end
   local ok, res = pcall(sched.run, chunk, table.unpack(script_arg, 1, #script_arg))
-  require("gondolin.vm").kill_all()
+  exit_cleanup()
   if not ok then
     res = tostring(res)
     io.stderr:write(res:match("^gondolin: ") and "" or "gondolin: ", res, "\n")
@@ -288,7 +302,7 @@ local function on_signals()
   for name, num in pairs { sigint = 2, sigterm = 15, sighup = 1 } do
     local h = uv.new_signal()
     h:start(name, function()
-      require("gondolin.vm").kill_all()
+      exit_cleanup()
       uv.tty_reset_mode()
       os.exit(128 + num)
     end)
@@ -310,9 +324,10 @@ function M.main(args)
   end
   local ok, res = pcall(function()
     if cmd == "exec" then return run_exec(args) end
+    if cmd == "image" then return require("gondolin.image.cli").main(args) end
     if cmd == "bash" then return run_bash(args) end
     if cmd:sub(1, 1) == "-" then
-      return die(("unknown option '%s' (valid: --help, --version; or a command: exec, bash, SCRIPT.lua)"):format(cmd))
+      return die(("unknown option '%s' (valid: --help, --version; or a command: exec, bash, image, SCRIPT.lua)"):format(cmd))
     end
     return run_script(args)
   end)

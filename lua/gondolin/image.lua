@@ -263,7 +263,7 @@ function M.resolve(sel)
   for _, r in ipairs(store:refs()) do have[#have + 1] = r.name .. ":" .. r.tag end
   error(("gondolin: unknown image '%s': %s (accepted: \"minimal\", \"base\", a name[:tag] from "
     .. "'gondolin image list'%s, a build id, or a directory with vmlinux and initramfs.cpio)")
-    :format(sel, how, #have > 0 and " (" .. table.concat(have, ", ") .. ")" or ""), 0)
+    :format(sel, how, #have > 0 and ": " .. table.concat(have, ", ") or ""), 0)
 end
 
 return M

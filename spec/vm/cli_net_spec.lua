@@ -8,7 +8,7 @@ describe("gondolin exec network flags", function()
   teardown(function() srv:close() end)
 
   local function gondolin_exec(flags, script, env)
-    local argv = { "bin/gondolin", "exec" }
+    local argv = { "bin/gondolin", "exec", "--image", "minimal" }
     for _, f in ipairs(flags) do argv[#argv + 1] = f end
     for _, a in ipairs { "--", "/bin/sh", "-c", script } do argv[#argv + 1] = a end
     return util.run(argv, env)

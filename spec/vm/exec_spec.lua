@@ -6,7 +6,7 @@ describe("vm:exec", function()
   local vm
 
   setup(function()
-    vm = gondolin.vm { memory = "512M" }
+    vm = gondolin.vm { image = "minimal", memory = "512M" }
   end)
 
   teardown(function()

@@ -5,7 +5,7 @@ local uv = require "luv"
 
 describe("vm lifecycle", function()
   it("fails a pending exec within 2 s when QEMU is killed", function()
-    local vm <close> = gondolin.vm {}
+    local vm <close> = gondolin.vm { image = "minimal" }
     local pid = vm:pid()
     gondolin.run(function()
       local p = vm:spawn "sleep 100"
@@ -25,7 +25,7 @@ describe("vm lifecycle", function()
   end)
 
   it("kills QEMU on close", function()
-    local vm = gondolin.vm {}
+    local vm = gondolin.vm { image = "minimal" }
     local pid = vm:pid()
     assert.is_true(util.alive(pid))
     assert.is_true(vm:close())
@@ -36,7 +36,7 @@ describe("vm lifecycle", function()
   it("closes a VM handle at the end of its scope", function()
     local pid
     do
-      local vm <close> = gondolin.vm {}
+      local vm <close> = gondolin.vm { image = "minimal" }
       pid = vm:pid()
     end
     assert.is_false(util.alive(pid))
@@ -49,7 +49,7 @@ describe("vm lifecycle", function()
     local f = assert(io.open(dir .. "/s.lua", "w"))
     f:write(([[
       local gondolin = require "gondolin"
-      local vm = gondolin.vm {}
+      local vm = gondolin.vm { image = "minimal" }
       local f = io.open(%q, "w") f:write(vm:pid()) f:close()
       %s
     ]]):format(dir .. "/pid", body))
@@ -96,7 +96,7 @@ describe("vm lifecycle", function()
   it("kills the QEMU of a VM that is garbage collected", function()
     local pid
     do
-      local vm = gondolin.vm {}
+      local vm = gondolin.vm { image = "minimal" }
       pid = vm:pid()
       assert.is_true(util.alive(pid))
     end
@@ -107,7 +107,7 @@ describe("vm lifecycle", function()
   end)
 
   it("reports a boot failure with the console tail", function()
-    local ok, err = pcall(gondolin.vm, { append = "rdinit=/does-not-exist", boot_timeout = 20 })
+    local ok, err = pcall(gondolin.vm, { image = "minimal", append = "rdinit=/does-not-exist", boot_timeout = 20 })
     assert.is_false(ok)
     assert.matches("boot failed", err)
     assert.matches("console tail", err)

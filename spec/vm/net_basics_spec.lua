@@ -4,7 +4,7 @@ local gondolin = require "gondolin"
 describe("guest network basics", function()
   local vm
 
-  setup(function() vm = gondolin.vm {} end)
+  setup(function() vm = gondolin.vm { image = "minimal" } end)
   teardown(function() if vm then vm:close() end end)
 
   it("configures eth0 from the host's DHCP server at boot", function()

@@ -38,7 +38,7 @@ describe("HTTP mediation #vm", function()
       on_event = function(ev) events[#events + 1] = ev end,
       audit = audit_file,
     }
-    vm = gondolin.vm { policy = pol }
+    vm = gondolin.vm { image = "minimal", policy = pol }
   end)
 
   teardown(function()
@@ -294,7 +294,7 @@ describe("HTTP mediation hooks #vm", function()
         if req.path == "/status/404" then res.status = 410 end
       end,
     }
-    vm = gondolin.vm { policy = pol }
+    vm = gondolin.vm { image = "minimal", policy = pol }
   end)
 
   teardown(function()

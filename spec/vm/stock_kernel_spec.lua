@@ -20,7 +20,7 @@ describe("a stock Debian kernel", function()
     uv.os_setenv("GONDOLIN_KERNEL", kernel)
     uv.os_setenv("GONDOLIN_MODULES", modules)
     local ok, err = pcall(function()
-      local vm <close> = gondolin.vm { boot_timeout = 120 }
+      local vm <close> = gondolin.vm { image = "minimal", boot_timeout = 120 }
       assert.equal(modules:match("([^/]+)$"), vm.info.kernel)
       local r = vm:exec "grep -c virtio /proc/modules; echo ok"
       assert.equal(0, r.code)

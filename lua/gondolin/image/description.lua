@@ -200,6 +200,7 @@ end
 
 --- Load and check a description file. Returns the canonical description.
 function M.load(path)
+  if path:sub(1, 1) ~= "/" then path = require("luv").cwd() .. "/" .. path:gsub("^%./", "") end
   local chunk, err = loadfile(path, "t", {})
   if not chunk then error("gondolin: image description " .. tostring(err), 0) end
   local ok, t = pcall(chunk)

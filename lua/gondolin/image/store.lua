@@ -174,7 +174,8 @@ function Store:lookup(sel)
   local id = self:ref(name, tag)
   if id and self:has(id) then return id, { name = name, tag = tag } end
   if id then return nil, ("%s:%s points at build %s, which is not in the store"):format(name, tag, id) end
-  return nil, "not found", { name = name, tag = tag }
+  return nil, ("no image %s:%s in the store %s (see 'gondolin image list')"):format(name, tag, self.root),
+    { name = name, tag = tag }
 end
 
 --- The files of object id: { dir, kernel, initramfs, rootfs, manifest }.
