@@ -177,7 +177,7 @@ local function start_time(pid)
   return nil
 end
 
-local me = { pid = uv.os_getpid() }
+local me = { pid = math.tointeger(uv.os_getpid()) }
 me.start = start_time(me.pid) or "0"
 local swept, serial = false, 0
 
