@@ -130,9 +130,10 @@ bench: all kernel
 	$(LUA) bin/gondolin bench/exec.lua
 
 install: all
-	install -d $(DESTDIR)$(LIBDIR)/gondolin $(DESTDIR)$(LUADIR)/gondolin $(DESTDIR)$(BINDIR)
+	install -d $(DESTDIR)$(LIBDIR)/gondolin $(DESTDIR)$(LUADIR)/gondolin/image $(DESTDIR)$(BINDIR)
 	install -m 755 $(CORE_SO) $(DESTDIR)$(LIBDIR)/gondolin/core.so
 	install -m 644 lua/gondolin/*.lua $(DESTDIR)$(LUADIR)/gondolin/
+	install -m 644 lua/gondolin/image/*.lua $(DESTDIR)$(LUADIR)/gondolin/image/
 	install -d $(DESTDIR)$(LUADIR)/gondolin/guest
 	cp -r $(GUEST_DIR)/. $(DESTDIR)$(LUADIR)/gondolin/guest/
 	install -m 755 bin/gondolin $(DESTDIR)$(BINDIR)/gondolin

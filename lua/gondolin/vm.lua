@@ -149,7 +149,8 @@ function VM:_on_frame(t, id, payload)
     end
     self.info = type(m) == "table" and m or {}
     if type(m) == "table" and type(m.error) == "string" then
-      self.hello_err = "the guest could not use its root disk: " .. m.error
+      -- guest text: shown, but bounded and without control bytes
+      self.hello_err = "the guest could not use its root disk: " .. m.error:sub(1, 200):gsub("%c", "?")
     end
     sched.fire(self.hello, true)
   elseif t == P.PONG then
