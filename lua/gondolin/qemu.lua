@@ -39,8 +39,8 @@ end
 local tsc_khz
 --- The kernel command line for one boot.
 function M.cmdline(cfg)
-  local parts = { "console=ttyS0", "quiet", "panic=-1", "8250.nr_uarts=1",
-                  "rdinit=" .. (cfg.init or "/init") }
+  local parts = { "console=ttyS0", "quiet", "panic=-1", "8250.nr_uarts=1" }
+  if cfg.initrd then parts[#parts + 1] = "rdinit=" .. (cfg.init or "/init") end
   if cfg.accel == "tcg" then
     -- see core.tsc_khz: a microvm under TCG cannot calibrate its TSC
     tsc_khz = tsc_khz or core.tsc_khz()
@@ -51,15 +51,16 @@ function M.cmdline(cfg)
   return table.concat(parts, " ")
 end
 
---- argv for one boot. cfg: binary, accel, memory (MiB), cpus, kernel, initrd,
--- append, init, disk (from disk.open: its args and command-line word).
+--- argv for one boot. cfg: binary, accel, memory (MiB), cpus, kernel, initrd
+-- (nil: none, the benchmark floor of a root disk), append, init, disk (from
+-- disk.open: its args and command-line word).
 function M.argv(cfg)
   local a = {
     cfg.binary, "-nodefaults", "-no-user-config", "-no-reboot", "-display", "none",
     "-machine", "microvm,x-option-roms=off,isa-serial=on,rtc=on",
     "-accel", cfg.accel, "-cpu", cfg.accel == "kvm" and "host" or "max",
     "-m", tostring(cfg.memory), "-smp", tostring(cfg.cpus),
-    "-kernel", cfg.kernel, "-initrd", cfg.initrd, "-append", M.cmdline(cfg),
+    "-kernel", cfg.kernel, "-append", M.cmdline(cfg),
     "-chardev", "socket,id=con,fd=" .. M.FD.console, "-serial", "chardev:con",
     "-chardev", "socket,id=qmp,fd=" .. M.FD.qmp, "-mon", "chardev=qmp,mode=control",
     "-device", "virtio-serial-device,max_ports=4",
@@ -70,6 +71,10 @@ function M.argv(cfg)
     "-object", "rng-random,filename=/dev/urandom,id=rng0",
     "-device", "virtio-rng-device,rng=rng0",
   }
+  if cfg.initrd then
+    a[#a + 1] = "-initrd"
+    a[#a + 1] = cfg.initrd
+  end
   for _, arg in ipairs(cfg.disk and cfg.disk.args or {}) do a[#a + 1] = arg end
   return a
 end

@@ -36,9 +36,13 @@ local M = {}
 local STEPS = 5
 local MiB = 1024 * 1024
 local EPOCH = 1700000000   -- SOURCE_DATE_EPOCH: file times do not depend on the build date
-local DOC_EXCLUDES = { "path-exclude=/usr/share/man/*", "path-exclude=/usr/share/doc/*",
-                       "path-exclude=/usr/share/info/*", "path-exclude=/usr/share/locale/*",
-                       "path-exclude=/usr/share/lintian/*", "path-include=/usr/share/doc/*/copyright" }
+-- Without docs = true these go after the install (a hook deletes them: dpkg's
+-- path-exclude filters do the same but made bootstraps ~40% slower here).
+local DOC_TRIM = [[
+find "$root/usr/share/doc" -mindepth 1 ! -type d ! -name copyright -delete
+find "$root/usr/share/doc" -mindepth 1 -type d -empty -delete
+rm -rf "$root/usr/share/man" "$root/usr/share/info" "$root/usr/share/lintian" "$root/usr/share/locale"
+mkdir -p "$root/usr/share/man" "$root/usr/share/locale"]]
 
 -- mmdebstrap's phases, with the share of the step's time each takes.
 local PHASES = {
@@ -136,6 +140,7 @@ local function hook_script(p, work)
     lines[#lines + 1] = ('chroot "$root" /bin/sh -c %s || { echo "gondolin-hook: run %d failed with status $?" >&2; exit 1; }')
       :format(q(cmd), i)
   end
+  if not d.docs then lines[#lines + 1] = DOC_TRIM end
   -- after the commands, which may need the build host's resolver
   lines[#lines + 1] = 'rm -f "$root/etc/resolv.conf" && ln -s ../run/resolv.conf "$root/etc/resolv.conf"'
   if not d.files["/etc/hostname"] then lines[#lines + 1] = [[printf 'gondolin\n' > "$root/etc/hostname"]] end
@@ -209,9 +214,6 @@ function M.debian_rootfs(ctx)
   local argv = { "mmdebstrap", "--mode=unshare", "--variant=" .. d.variant, "--verbose",
                  "--customize-hook=sh " .. files.shell_quote(hook_script(p, work)) .. ' "$1"' }
   if #d.packages > 0 then argv[#argv + 1] = "--include=" .. table.concat(d.packages, ",") end
-  if not d.docs then
-    for _, opt in ipairs(DOC_EXCLUDES) do argv[#argv + 1] = "--dpkgopt=" .. opt end
-  end
   for _, a in ipairs { d.suite, tree, work .. "/sources.list" } do argv[#argv + 1] = a end
   local env = { "PATH=" .. (os.getenv "PATH" or "/usr/sbin:/usr/bin:/sbin:/bin"), "LC_ALL=C.UTF-8",
                 "TMPDIR=" .. work .. "/tmp", "HOME=" .. (os.getenv "HOME" or "/root"),
@@ -223,6 +225,11 @@ function M.debian_rootfs(ctx)
   for name, ver in (files.read(work .. "/packages.tsv") or ""):gmatch("([^\t\n]+)\t([^\n]*)") do
     ctx.packages[name] = ver
   end
+  -- What the bootstrap made today gets one fixed time, so equal inputs give
+  -- equal filesystem bytes (file contents already agree).
+  local _, cerr = command.check { "find", tree, "-xdev", "-newermt", "@" .. EPOCH, "-exec",
+                                  "touch", "--no-dereference", "--date=@" .. EPOCH, "{}", "+" }
+  if cerr then fail("setting file times: " .. cerr) end
   M.make_ext4(ctx, tree)
   files.rm_tree(tree)
 end
@@ -259,7 +266,33 @@ function M.make_ext4(ctx, tree)
     "-E", "lazy_itable_init=0,hash_seed=" .. uuid, "-F", ctx.out, size_mib .. "M" },
     { env = { "PATH=" .. (os.getenv "PATH" or "") .. ":/usr/sbin:/sbin", "E2FSPROGS_FAKE_TIME=" .. EPOCH } })
   if err then fail("writing the ext4 filesystem: " .. err) end
+  M.fix_times(ctx.out, ctx.work)
   ctx.progress:update(1, ("%d MiB, %d MiB used"):format(size_mib, used))
+end
+
+--- mkfs -d copies each file's atime and ctime from the build tree, which
+-- are the build's own; set them (and the superblock's write time) to EPOCH,
+-- so equal inputs give equal bytes.
+-- The tree's inodes are the root (2) and 11 up to the used count (mkfs -d
+-- allocates them in order).
+function M.fix_times(img, work)
+  local env = { "PATH=" .. (os.getenv "PATH" or "") .. ":/usr/sbin:/sbin", "E2FSPROGS_FAKE_TIME=" .. EPOCH }
+  local head, err = command.check({ "dumpe2fs", "-h", img }, { env = env })
+  if not head then fail("reading the new filesystem: " .. err) end
+  local count = tonumber(head:match("\nInode count:%s+(%d+)"))
+  local free = tonumber(head:match("\nFree inodes:%s+(%d+)"))
+  if not count or not free then fail("reading the new filesystem: no inode counts from dumpe2fs") end
+  local cmds = {}
+  for ino = 2, count - free do
+    if ino == 2 or ino >= 11 then
+      cmds[#cmds + 1] = ("sif <%d> atime @%d\nsif <%d> ctime @%d"):format(ino, EPOCH, ino, EPOCH)
+    end
+  end
+  cmds[#cmds + 1] = "ssv wtime @" .. EPOCH          -- debugfs's own write, at the fake time
+  local script = work .. "/times.debugfs"
+  assert(files.write_atomic(script, table.concat(cmds, "\n") .. "\n"))
+  local _, derr = command.check({ "debugfs", "-w", "-f", script, img }, { env = env })
+  if derr then fail("setting file times: " .. derr) end
 end
 
 -- Hard-link src to dest, or copy it across filesystems.
