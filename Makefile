@@ -128,6 +128,7 @@ fuzz: $(FUZZ_TARGETS)
 bench: all kernel
 	$(LUA) bin/gondolin bench/boot.lua
 	$(LUA) bin/gondolin bench/exec.lua
+	$(LUA) bin/gondolin bench/image.lua
 
 install: all
 	install -d $(DESTDIR)$(LIBDIR)/gondolin $(DESTDIR)$(LUADIR)/gondolin/image $(DESTDIR)$(BINDIR)
