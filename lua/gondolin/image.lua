@@ -1,8 +1,11 @@
 -- image.lua - find or build what a VM boots: kernel + initramfs [+ rootfs].
 --
--- An image is a name (only "minimal" today) or a directory holding
--- `vmlinux` or `bzImage`, `initramfs.cpio` and optionally `rootfs.ext4`.
--- "minimal" is assembled on demand in the cache:
+-- An image is "minimal", an image in the store (image/store.lua: "base",
+-- name[:tag], a build id) or a directory holding `vmlinux` or `bzImage`,
+-- `initramfs.cpio` and optionally `rootfs.ext4` and `manifest.json`.
+-- The bundled images (guest/images/*.lua, i.e. base) are built on first use
+-- by image/build.lua. "minimal", and the parts every image is built from,
+-- are assembled on demand in the cache:
 --   kernel    $XDG_CACHE_HOME/gondolin/kernel/<source version>-<config hash>/
 --             (guest/kernel/build.sh; GONDOLIN_KERNEL=/path overrides it)
 --   initramfs $XDG_CACHE_HOME/gondolin/initramfs/<inputs hash>.cpio
@@ -37,8 +40,9 @@ local function run_capture(cmd)
   return ok and out or nil
 end
 
---- Path of the cached kernel for guest/kernel/config, building it if needed.
-function M.kernel()
+--- Path of the cached kernel for guest/kernel/config, building it if needed
+-- (with opts.cached_only: nil when it is not built yet).
+function M.kernel(opts)
   local override = os.getenv "GONDOLIN_KERNEL"
   if override and override ~= "" then
     if not exists(override) then
@@ -53,6 +57,7 @@ function M.kernel()
     local vmlinux = path:gsub("bzImage$", "vmlinux")
     return exists(vmlinux) and vmlinux or path
   end
+  if opts and opts.cached_only then return nil end
   -- Build once; its progress goes to our stderr.
   local ok = os.execute("sh " .. shell_quote(script) .. " >/dev/null")
   if not ok or not path or not exists(path) then
@@ -245,7 +250,9 @@ function M.resolve(sel)
     return { name = "minimal", kernel = kernel, initramfs = M.initramfs { modules_dir = modules },
              stock = modules ~= nil }
   end
-  if sel:find("/", 1, true) or sel:sub(1, 1) == "." or files.is_dir(sel) then return resolve_dir(sel) end
+  -- a directory is named as a path ("./dir", "/abs/dir"): a folder in the
+  -- current directory that happens to be called "base" is not the image base
+  if sel:find("/", 1, true) or sel:sub(1, 1) == "." then return resolve_dir(sel) end
   local store = require("gondolin.image.store").open()
   local id, how, asked = store:lookup(sel)
   asked = type(how) == "table" and how or asked     -- the name:tag named, if any

@@ -68,7 +68,8 @@ local function fail(msg) error({ build_error = msg }, 0) end
 
 --- Everything about a build that can be known before building: the
 -- inputs, their hashes, the build id. opts: kernel, initramfs (paths;
--- default: gondolin's), sources (default: desc.mirror or the host's).
+-- default: gondolin's; kernel = "" stops after the root filesystem keys),
+-- sources (default: desc.mirror or the host's), refresh, builder.
 function M.plan(desc, opts)
   opts = opts or {}
   local src = opts.sources or desc.mirror
@@ -78,13 +79,14 @@ function M.plan(desc, opts)
     if not src then fail(err) end
   end
   local p = { desc = desc, sources = src, builder = opts.builder or M.builder_version() }
+  p.description_key = manifest.rootfs_key(desc, src, p.builder)
+  p.rootfs_key = opts.refresh and files.sha256_string(p.description_key .. "\0" .. opts.refresh)
+    or p.description_key
+  if opts.kernel == "" then return p end   -- the root filesystem part only
   p.kernel = opts.kernel or image.kernel()
   p.initramfs = opts.initramfs or image.initramfs { rootdisk = true, modules_dir = image.modules_dir_for(p.kernel) }
   p.kernel_sha = assert(files.sha256(p.kernel))
   p.initramfs_sha = assert(files.sha256(p.initramfs))
-  p.description_key = manifest.rootfs_key(desc, src, p.builder)
-  p.rootfs_key = opts.refresh and files.sha256_string(p.description_key .. "\0" .. opts.refresh)
-    or p.description_key
   p.id = manifest.build_id(p.rootfs_key, desc.env, p.kernel_sha, p.initramfs_sha)
   return p
 end
@@ -147,6 +149,11 @@ local function hook_script(p, work)
   if not d.files["/etc/hosts"] then
     lines[#lines + 1] = [[printf '127.0.0.1\tlocalhost\n127.0.1.1\tgondolin\n::1\tlocalhost ip6-localhost ip6-loopback\n' > "$root/etc/hosts"]]
   end
+  -- apt's download dirs belong to _apt, whether or not mmdebstrap could use
+  -- apt's sandbox (it cannot when the build directory is private)
+  lines[#lines + 1] = [[for d in /var/cache/apt/archives/partial /var/lib/apt/lists/partial; do
+  if [ -d "$root$d" ] && chroot "$root" id _apt >/dev/null 2>&1; then chroot "$root" chown _apt:root "$d"; fi
+done]]
   lines[#lines + 1] = ([[chroot "$root" dpkg-query -W -f '${Package}\t${Version}\n' > %s]])
     :format(q(work .. "/packages.tsv"))
   local path = work .. "/hook.sh"
@@ -202,9 +209,23 @@ local function phase_tracker(prog, nrun)
   end
 end
 
+--- Can this process bootstrap a root filesystem? true, or false and why.
+-- The tree is made and read as root (mmdebstrap's unshare mode is then a
+-- private mount namespace); builds as another user are not supported yet.
+function M.can_bootstrap()
+  local pw = uv.os_get_passwd()
+  if pw and pw.uid == 0 then return true end
+  return false, "bootstrapping a root filesystem needs root here (mmdebstrap installs packages as root "
+    .. "in a chroot). Build it once as root into a store this user can read, e.g. "
+    .. "'sudo GONDOLIN_IMAGE_STORE=/var/lib/gondolin/images gondolin image build examples/images/base.lua', "
+    .. "then set GONDOLIN_IMAGE_STORE=/var/lib/gondolin/images; or use --image minimal"
+end
+
 --- The default rootfs step: mmdebstrap into ctx.work/tree, then mkfs.ext4.
 -- ctx: { plan, work, out, progress }; fills ctx.packages.
 function M.debian_rootfs(ctx)
+  local can, why = M.can_bootstrap()
+  if not can then fail(why) end
   local p, work, prog = ctx.plan, ctx.work, ctx.progress
   local d = p.desc
   prog:step(2, STEPS, ("installing Debian %s and %d packages"):format(d.suite, #d.packages))
@@ -355,6 +376,11 @@ function M.build(desc, opts)
   local work, cleanup
   local ok, res = pcall(function()
     prog:step(1, STEPS, "checking the description, the apt sources and the packages")
+    if not opts.reuse and not opts.rootfs_step and not M.can_bootstrap() then
+      -- fail before building a kernel for an image that cannot be made here
+      local rp = M.plan(desc, { sources = opts.sources, refresh = opts.refresh, kernel = "", initramfs = "" })
+      if not st:find_rootfs(rp.rootfs_key) then fail(select(2, M.can_bootstrap())) end
+    end
     local p = M.plan(desc, opts)
     if st:has(p.id) then
       prog:finish(("cached as build %s"):format(p.id))
@@ -413,6 +439,9 @@ function M.ensure_builtin(name, tag, st, opts)
   local id = st:ref(desc.name, desc.tag)
   local m = id and st:manifest(id)
   if m and not m.builtin then return st:object(id) end
+  -- nothing to compare with here (a store built elsewhere, no kernel built
+  -- by this user): what the store has is what boots
+  if m and not image.kernel { cached_only = true } then return st:object(id) end
   local popts = { quiet = opts and opts.quiet, refresh = m and m.refresh }
   local ok, p = pcall(M.plan, desc, popts)
   if not ok then return nil, "gondolin: image " .. name .. ": " .. (type(p) == "table" and p.build_error or tostring(p)) end
@@ -423,7 +452,15 @@ function M.ensure_builtin(name, tag, st, opts)
     bopts.reuse = st:object_dir(id) .. "/" .. store_mod.ARTIFACTS.rootfs
     bopts.refresh = m.refresh
   end
-  return M.build(desc, bopts)
+  local obj, err = M.build(desc, bopts)
+  if not obj and m then
+    -- e.g. a store root built for this user, read-only to it: older than
+    -- this gondolin's kernel or agent, but it boots
+    io.stderr:write(("gondolin: image %s:%s could not be brought up to date (%s); using build %s as it is\n")
+      :format(desc.name, desc.tag, err, id))
+    return st:object(id)
+  end
+  return obj, err
 end
 
 return M
