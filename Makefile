@@ -16,14 +16,15 @@ WARN       := -Wall -Wextra -Werror
 CFLAGS_COMMON := -std=c11 -D_GNU_SOURCE $(WARN) -Icsrc
 HOST_CFLAGS ?= -O2 -g
 HOST_CFLAGS += $(CFLAGS_COMMON) -fPIC -I$(LUA_INC) -I$(LUA_INC)/luv $(shell pkg-config --cflags libuv 2>/dev/null)
-HOST_LIBS  := -llua5.4-luv -luv
+TLS_LIBS   := -lmbedtls -lmbedx509 -lmbedcrypto
+HOST_LIBS  := -llua5.4-luv -luv $(TLS_LIBS)
 
 PROTO_SRC  := $(wildcard csrc/proto/*.c)
 # Pure protocol code (no libuv, no Lua): shared by the module and the fuzzers.
 # Files of those folders that drive I/O on the loop (they use libuv) go
 # into the module only.
 PROTO_DIRS := $(wildcard csrc/net/*.c) $(wildcard csrc/http/*.c) $(wildcard csrc/policy/*.c) \
-              $(wildcard csrc/tls/clienthello.c)
+              $(wildcard csrc/tls/*.c)
 LOOP_SRC   := $(shell grep -lwE 'uv_[a-z_]+' $(PROTO_DIRS) /dev/null 2>/dev/null)
 PURE_SRC   := $(PROTO_SRC) $(filter-out $(LOOP_SRC),$(PROTO_DIRS))
 CORE_SRC   := $(PURE_SRC) $(LOOP_SRC) $(wildcard csrc/vmm/*.c) $(wildcard csrc/api/*.c)
@@ -93,6 +94,7 @@ test-vm: all kernel stock-kernel
 	$(BUSTED) --run=vm
 
 # ASan needs its runtime first in the process; lua5.4 is not built with it.
+# Children (qemu-img) must not inherit the preload: it hangs them.
 ASAN_SO := $(BUILD)/asan/gondolin/core.so
 asan:
 	@mkdir -p $(dir $(ASAN_SO))
@@ -100,7 +102,7 @@ asan:
 		-fno-sanitize-recover=all -shared -o $(ASAN_SO) $(CORE_SRC) $(HOST_LIBS)
 	LD_PRELOAD="$$($(CLANG) -print-file-name=libclang_rt.asan-x86_64.so)" \
 	ASAN_OPTIONS=detect_leaks=0 GONDOLIN_CPATH=$(BUILD)/asan/?.so \
-		$(BUSTED) --run=unit
+		$(LUA) -e 'require("luv").os_unsetenv("LD_PRELOAD")' /usr/bin/busted --run=unit
 
 # The host module under valgrind (memcheck), unit specs plus one real VM run.
 valgrind: all kernel
@@ -111,7 +113,7 @@ FUZZ_SECONDS ?= 30
 FUZZ_TARGETS := $(patsubst fuzz/%.c,$(BUILD)/fuzz/%,$(wildcard fuzz/*_fuzz.c))
 $(BUILD)/fuzz/%: fuzz/%.c $(PURE_SRC) $(CORE_HDR) $(wildcard fuzz/*.h)
 	@mkdir -p $(dir $@)
-	$(CLANG) -g -O1 $(CFLAGS_COMMON) -fsanitize=fuzzer,address,undefined -o $@ $< $(PURE_SRC)
+	$(CLANG) -g -O1 $(CFLAGS_COMMON) -fsanitize=fuzzer,address,undefined -o $@ $< $(PURE_SRC) $(TLS_LIBS)
 
 fuzz: $(FUZZ_TARGETS)
 	@for t in $(FUZZ_TARGETS); do \

@@ -73,6 +73,7 @@ struct flow {
 	struct flow *next, **pprev;
 	struct netif *nif;
 	struct tcp_conn *c;
+	struct tcp_stream ts;
 	uint64_t id;
 	uint64_t deadline;
 	struct proxy *px;
@@ -437,7 +438,8 @@ static void flow_sniff(struct flow *f)
 	if (flow_classify(f->buf, f->n, &fc) == 0)
 		return;
 	if (fc.kind == FLOW_HTTP) {
-		f->px = proxy_new(&nif->px, f->c, f->id, f->buf, f->n);
+		tcp_stream_init(&f->ts, &nif->net, f->c);
+		f->px = proxy_new(&nif->px, &f->ts.s, f->id, f->buf, f->n);
 		if (!f->px)
 			flow_refuse(f, "http", nif->px.nflows >= PROXY_MAX_FLOWS ?
 				    "too many HTTP flows at once" : "out of memory", NULL);
@@ -489,7 +491,7 @@ static void on_tcp_event(void *ud, struct tcp_conn *c, enum tcp_event ev)
 	if (!f)
 		return;
 	if (f->px) {
-		proxy_tcp_event(f->px, ev);
+		tcp_stream_event(&f->ts, ev);
 		if (ev == TCP_EV_RESET || ev == TCP_EV_CLOSED)
 			flow_unlink(f);		/* the proxy let go of c */
 		return;

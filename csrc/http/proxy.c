@@ -52,8 +52,8 @@
  *         it; stage B masks secret values (secrets.c's streaming masker)
  *         and re-frames toward the guest into out.
  *   out   PROXY_OUT_MAX bytes staged toward the guest, handed to
- *         tcp_write(); what the TCP send ring does not take waits for
- *         TCP_EV_WRITABLE. Stage B only runs while out has room, so a slow
+ *         stream_write(); what the stream does not take waits for
+ *         STREAM_WRITABLE. Stage B only runs while out has room, so a slow
  *         guest stops upstream reads, and the guest's window is honoured.
  * Response framing toward the guest: the upstream Content-Length is kept
  * when nothing can change the body's size; with secrets (masking) or an
@@ -79,7 +79,7 @@
  * from a libuv idle callback at the top of the loop, never inside the
  * Lua call. With no hooks configured no Lua runs for a request.
  *
- * Re-entrancy: tcp_abort() reports TCP_EV_CLOSED synchronously, and
+ * Re-entrancy: stream_abort() reports STREAM_CLOSED synchronously, and
  * embedder callbacks may call back in, so every entry point runs the flow
  * through px_run(), which does not nest (a nested call only asks for one
  * more pass) and frees a dead flow only when the outermost call ends.
@@ -364,7 +364,7 @@ struct exch {
  */
 struct proxy {
 	struct proxy_ctx *ctx;
-	struct tcp_conn *c;
+	struct stream *s;
 	uv_timer_t timer;
 	uint64_t flow;
 	int state;
@@ -394,6 +394,7 @@ struct proxy {
 static void px_run(struct proxy *px);
 static void px_exchange_end(struct proxy *px);
 static void on_idle(uv_idle_t *h);
+static void on_stream_event(void *ud, enum stream_event ev);
 static const struct upstream_ops px_upstream_ops;
 
 /* ---- small helpers ---- */
@@ -569,7 +570,7 @@ static void out_put(struct proxy *px, const void *p, size_t n)
 }
 
 /**
- * px_flush() - hand staged bytes to the TCP engine
+ * px_flush() - hand staged bytes to the guest stream
  * @px:		flow
  *
  * Return: true when bytes moved.
@@ -578,9 +579,9 @@ static bool px_flush(struct proxy *px)
 {
 	size_t n;
 
-	if (!px->c || px->olen == px->ooff || px->state == PX_DONE)
+	if (!px->s || px->olen == px->ooff || px->state == PX_DONE)
 		return false;
-	n = tcp_write(px->ctx->net, px->c, (const uint8_t *)px->out + px->ooff,
+	n = stream_write(px->s, (const uint8_t *)px->out + px->ooff,
 		      px->olen - px->ooff);
 	px->ooff += n;
 	if (px->ooff == px->olen)
@@ -653,11 +654,11 @@ static void px_audit(struct proxy *px)
 
 	memset(&ev, 0, sizeof(ev));
 	ev.flow = px->flow;
-	if (px->c) {
-		ev.guest_ip = px->c->guest_ip;
-		ev.dst_ip = px->c->dst_ip;
-		ev.guest_port = px->c->guest_port;
-		ev.dst_port = px->c->dst_port;
+	if (px->s) {
+		ev.guest_ip = px->s->guest_ip;
+		ev.dst_ip = px->s->dst_ip;
+		ev.guest_port = px->s->guest_port;
+		ev.dst_port = px->s->dst_port;
 	}
 	ev.host = x->host.name;
 	ev.port = x->port;
@@ -740,7 +741,7 @@ static void up_drop(struct proxy *px, bool reuse)
  */
 static void px_abort(struct proxy *px)
 {
-	struct tcp_conn *c = px->c;
+	struct stream *s = px->s;
 
 	up_drop(px, false);
 	if (px->active) {
@@ -750,8 +751,8 @@ static void px_abort(struct proxy *px)
 		exch_clear(px);
 	}
 	px->state = PX_DONE;
-	if (c)
-		tcp_abort(px->ctx->net, c);	/* may report CLOSED: px->c cleared */
+	if (s)
+		stream_abort(s);	/* reports CLOSED: px->s cleared */
 }
 
 /**
@@ -778,7 +779,7 @@ static void px_error(struct proxy *px, int status, const char *why)
 		x->reason = why;
 	if (!x->decision)
 		x->decision = status == 403 || status == 421 ? "deny" : "error";
-	if (x->head_sent || !px->c || buffers_get(px) < 0) {
+	if (x->head_sent || !px->s || buffers_get(px) < 0) {
 		px_abort(px);
 		return;
 	}
@@ -822,12 +823,12 @@ static void px_error(struct proxy *px, int status, const char *why)
 static bool check_dialled(struct proxy *px, unsigned explicit_port)
 {
 	const struct hostpat_host *h = &px->x.host;
-	const char *name = dns_pool_name(px->ctx->net->dns, px->c->dst_ip);
+	const char *name = dns_pool_name(px->ctx->net->dns, px->s->dst_ip);
 	uint32_t ip;
 
-	if (explicit_port && explicit_port != px->c->dst_port) {
+	if (explicit_port && explicit_port != px->s->dst_port) {
 		set_reason(px, "Host port %u differs from the port dialled (%u)",
-			   explicit_port, (unsigned)px->c->dst_port);
+			   explicit_port, (unsigned)px->s->dst_port);
 		return false;
 	}
 	if (h->kind == HOSTPAT_NAME) {
@@ -843,7 +844,7 @@ static bool check_dialled(struct proxy *px, unsigned explicit_port)
 	}
 	if (h->kind == HOSTPAT_IPV4) {
 		ip = net_get_be32(h->ip.b);
-		if (ip == px->c->dst_ip)
+		if (ip == px->s->dst_ip)
 			return true;
 	}
 	set_reason(px, "Host %s is not the address the guest dialled", h->name);
@@ -965,7 +966,7 @@ static void px_begin(struct proxy *px)
 		px_error(px, 400, NULL);
 		return;
 	}
-	x->port = eport ? eport : px->c->dst_port;
+	x->port = eport ? eport : px->s->dst_port;
 	x->view.host = sl(x->host.name);
 	x->view.port = x->port;
 	if (rq->form == HTTP1_TARGET_ASTERISK || rq->meth == HTTP1_METHOD_TRACE) {
@@ -2194,7 +2195,7 @@ static bool px_tunnel(struct proxy *px)
 		moved = true;
 	}
 	if (px->guest_fin && px->in_off == px->in_len && px->up && !x->up_shut &&
-	    !tcp_readable(px->c)) {
+	    !stream_readable(px->s)) {
 		upstream_shutdown(px->up);	/* the guest is done sending */
 		x->up_shut = true;
 	}
@@ -2723,7 +2724,7 @@ static bool px_read_guest(struct proxy *px)
 {
 	size_t n;
 
-	if (!px->c || !guest_wants_reads(px))
+	if (!px->s || !guest_wants_reads(px))
 		return false;
 	if (px->in_off == px->in_len) {
 		px->in_off = px->in_len = 0;
@@ -2734,7 +2735,7 @@ static bool px_read_guest(struct proxy *px)
 	}
 	if (px->in_len == PROXY_IN_MAX)
 		return false;
-	n = tcp_read(px->ctx->net, px->c, (uint8_t *)px->in + px->in_len,
+	n = stream_read(px->s, (uint8_t *)px->in + px->in_len,
 		     PROXY_IN_MAX - px->in_len);
 	px->in_len += n;
 	if (n)
@@ -2883,7 +2884,7 @@ static bool body_step(struct proxy *px)
 		px_forward(px);
 		return true;
 	}
-	if (px->guest_fin && px->in_off == px->in_len && !tcp_readable(px->c)) {
+	if (px->guest_fin && px->in_off == px->in_len && !stream_readable(px->s)) {
 		px_error(px, 400, "the request body ended early");
 		return true;
 	}
@@ -2904,7 +2905,7 @@ static bool exchange_step(struct proxy *px)
 	if (x->rb != RB_DONE && x->rb != RB_NONE)
 		moved = px_request_body(px);
 	if (px->state == PX_EXCHANGE && px->guest_fin && x->rb != RB_DONE &&
-	    x->rb != RB_MEM && px->in_off == px->in_len && !tcp_readable(px->c)) {
+	    x->rb != RB_MEM && px->in_off == px->in_len && !stream_readable(px->s)) {
 		px_error(px, 400, "the request body ended early");
 		return true;
 	}
@@ -2970,7 +2971,7 @@ static bool px_drain(struct proxy *px)
 	uint8_t sink[1024];
 	bool moved = false;
 
-	while (px->c && tcp_read(px->ctx->net, px->c, sink, sizeof(sink)))
+	while (px->s && stream_read(px->s, sink, sizeof(sink)))
 		moved = true;
 	return moved;
 }
@@ -3026,9 +3027,9 @@ static bool px_step(struct proxy *px)
 		moved = px_tunnel(px) || moved;
 		break;
 	case PX_CLOSING:
-		if (px->olen == px->ooff && px->c) {
+		if (px->olen == px->ooff && px->s) {
 			px->state = PX_DONE;
-			tcp_shutdown(px->ctx->net, px->c);
+			stream_shutdown(px->s);
 			px_retire(px);
 			moved = true;
 		}
@@ -3200,7 +3201,7 @@ static void px_run(struct proxy *px)
  */
 static void px_kill(struct proxy *px)
 {
-	px->c = NULL;
+	px->s = NULL;
 	if (px->active) {
 		if (!px->x.decision)
 			px->x.decision = "error";
@@ -3359,7 +3360,7 @@ void proxy_ctx_close(struct proxy_ctx *ctx, uv_close_cb done)
 		ctx->all = px->next;
 		px->next = NULL;
 		px->pprev = &px->next;		/* unlinked: px_free's unlink is a no-op */
-		px->c = NULL;
+		px->s = NULL;
 		px->queued = false;
 		px->dead = true;
 		if (!px->running)
@@ -3375,7 +3376,7 @@ void proxy_ctx_close(struct proxy_ctx *ctx, uv_close_cb done)
 /**
  * proxy_new() - mediate a guest connection classified as HTTP
  * @ctx:	context
- * @c:		the connection (c->user is the caller's)
+ * @s:		the guest stream (its event callback becomes ours)
  * @flow:	flow id for audit records
  * @first:	bytes already read by the classifier
  * @n:		their number (<= PROXY_IN_MAX)
@@ -3383,7 +3384,7 @@ void proxy_ctx_close(struct proxy_ctx *ctx, uv_close_cb done)
  * Return: the flow, or NULL (PROXY_MAX_FLOWS reached or out of memory:
  * the caller resets).
  */
-struct proxy *proxy_new(struct proxy_ctx *ctx, struct tcp_conn *c, uint64_t flow,
+struct proxy *proxy_new(struct proxy_ctx *ctx, struct stream *s, uint64_t flow,
 			const uint8_t *first, size_t n)
 {
 	struct proxy *px;
@@ -3396,7 +3397,9 @@ struct proxy *proxy_new(struct proxy_ctx *ctx, struct tcp_conn *c, uint64_t flow
 		return NULL;
 	}
 	px->ctx = ctx;
-	px->c = c;
+	px->s = s;
+	s->event = on_stream_event;
+	s->ud = px;
 	px->flow = flow;
 	px->x.rule = -1;
 	memcpy(px->in, first, n);
@@ -3415,18 +3418,20 @@ struct proxy *proxy_new(struct proxy_ctx *ctx, struct tcp_conn *c, uint64_t flow
 }
 
 /**
- * proxy_tcp_event() - what the TCP engine reports about the guest side
- * @px:		flow
+ * on_stream_event() - what the guest side reports
+ * @ud:		flow
  * @ev:		event
  */
-void proxy_tcp_event(struct proxy *px, enum tcp_event ev)
+static void on_stream_event(void *ud, enum stream_event ev)
 {
+	struct proxy *px = ud;
+
 	switch (ev) {
-	case TCP_EV_FIN:
+	case STREAM_FIN:
 		px->guest_fin = true;
 		break;
-	case TCP_EV_RESET:
-	case TCP_EV_CLOSED:
+	case STREAM_RESET:
+	case STREAM_CLOSED:
 		px_kill(px);
 		return;
 	default:

@@ -12,7 +12,7 @@
 #include "http/http1.h"
 #include "http/upstream.h"
 #include "net/net.h"
-#include "net/tcp.h"
+#include "net/stream.h"
 #include "policy/policy.h"
 
 #define PROXY_IN_MAX		HTTP1_MAX_HEAD		/* guest bytes held: one whole head */
@@ -170,9 +170,8 @@ void proxy_ctx_init(struct proxy_ctx *ctx, uv_loop_t *loop, struct net *net,
 		    struct policy *policy, const struct proxy_ops *ops, void *ud);
 void proxy_ctx_close(struct proxy_ctx *ctx, uv_close_cb done);
 
-struct proxy *proxy_new(struct proxy_ctx *ctx, struct tcp_conn *c, uint64_t flow,
+struct proxy *proxy_new(struct proxy_ctx *ctx, struct stream *s, uint64_t flow,
 			const uint8_t *first, size_t n);
-void proxy_tcp_event(struct proxy *px, enum tcp_event ev);
 
 int proxy_hook_body(struct proxy *px);
 int proxy_hook_forward(struct proxy *px, const struct proxy_request *rq,
