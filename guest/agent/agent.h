@@ -170,6 +170,16 @@ struct agent {
 uint64_t agent_now_ms(void);
 void agent_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
+/* cmdline.c */
+#define CMDLINE_MAX		4096
+int cmdline_read(char *buf);
+const char *cmdline_param(const char *cmdline, const char *name, size_t *len);
+
+/* trust.c: the interception CA, for TLS clients in the guest */
+#define TRUST_CA		"/run/gondolin/ca.crt"
+#define TRUST_BUNDLE		"/run/gondolin/ca-certificates.crt"
+void trust_install(void);
+
 /* port.c */
 int port_open(struct port *p, int fd);
 int port_send(struct port *p, uint8_t type, uint32_t id,

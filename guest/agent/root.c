@@ -46,7 +46,6 @@
 #define ROOT_DEV_MAX	16		/* device name bytes */
 #define ROOT_WAIT_MS	5000		/* for the device node to appear */
 #define ROOT_WAIT_STEP	2
-#define CMDLINE_MAX	4096
 #define SKEL_MAX_FILES	64		/* dotfiles copied into /root */
 #define SKEL_MAX_BYTES	(256 * 1024)
 
@@ -74,18 +73,12 @@ struct root_req {
  */
 static int root_parse(const char *cmdline, struct root_req *req)
 {
-	const char *p = cmdline, *v, *end;
+	const char *v, *end;
 	size_t n;
 
-	for (;;) {
-		p = strstr(p, ROOT_PARAM);
-		if (!p)
-			return 0;
-		if (p == cmdline || p[-1] == ' ')
-			break;
-		p++;
-	}
-	v = p + strlen(ROOT_PARAM);
+	v = cmdline_param(cmdline, ROOT_PARAM, NULL);
+	if (!v)
+		return 0;
 	n = strspn(v, "abcdefghijklmnopqrstuvwxyz0123456789");
 	if (n == 0 || n > ROOT_DEV_MAX)
 		return -1;
@@ -102,28 +95,6 @@ static int root_parse(const char *cmdline, struct root_req *req)
 			return -1;
 	}
 	return (*v == '\0' || *v == ' ' || *v == '\n') ? 1 : -1;
-}
-
-/**
- * read_cmdline() - /proc/cmdline into @buf
- * @buf:	CMDLINE_MAX + 1 bytes
- *
- * Return: 0 or -errno.
- */
-static int read_cmdline(char *buf)
-{
-	ssize_t n;
-	int fd;
-
-	fd = open("/proc/cmdline", O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return -errno;
-	n = read(fd, buf, CMDLINE_MAX);
-	close(fd);
-	if (n < 0)
-		return -errno;
-	buf[n] = '\0';
-	return 0;
 }
 
 /**
@@ -337,7 +308,7 @@ void root_switch(char *err, size_t len)
 	int rc;
 
 	err[0] = '\0';
-	rc = read_cmdline(cmdline);
+	rc = cmdline_read(cmdline);
 	if (rc < 0) {
 		snprintf(err, len, "/proc/cmdline: %s", strerror(-rc));
 		return;

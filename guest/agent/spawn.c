@@ -40,6 +40,17 @@ static const char *const base_env[] = {
 };
 #define BASE_ENV_N	(sizeof(base_env) / sizeof(base_env[0]))
 
+/* where TLS clients look for trust anchors, when trust.c installed the CA */
+static const char *const trust_env[] = {
+	"SSL_CERT_FILE=" TRUST_BUNDLE,
+	"CURL_CA_BUNDLE=" TRUST_BUNDLE,
+	"REQUESTS_CA_BUNDLE=" TRUST_BUNDLE,
+	"GIT_SSL_CAINFO=" TRUST_BUNDLE,
+	"PIP_CERT=" TRUST_BUNDLE,
+	"NODE_EXTRA_CA_CERTS=" TRUST_CA,
+};
+#define TRUST_ENV_N	(sizeof(trust_env) / sizeof(trust_env[0]))
+
 extern char **environ;
 
 /**
@@ -85,19 +96,22 @@ static void env_set(char **envp, size_t *n, char *kv)
  */
 char **spawn_envp(char **overrides, size_t n, bool pty)
 {
-	size_t cnt = 0, i;
+	size_t ntrust = access(TRUST_CA, F_OK) == 0 ? TRUST_ENV_N : 0;
+	size_t total = BASE_ENV_N + ntrust + n, cnt = 0, i;
 	char **envp, *kv;
 
-	envp = calloc(BASE_ENV_N + n + 1, sizeof(*envp));
+	envp = calloc(total + 1, sizeof(*envp));
 	if (!envp)
 		return NULL;
-	for (i = 0; i < BASE_ENV_N + n; i++) {
+	for (i = 0; i < total; i++) {
 		if (i < BASE_ENV_N - 1)
 			kv = strdup(base_env[i]);
 		else if (i == BASE_ENV_N - 1)
 			kv = strdup(pty ? "TERM=xterm-256color" : "TERM=dumb");
+		else if (i < BASE_ENV_N + ntrust)
+			kv = strdup(trust_env[i - BASE_ENV_N]);
 		else
-			kv = strdup(overrides[i - BASE_ENV_N]);
+			kv = strdup(overrides[i - BASE_ENV_N - ntrust]);
 		if (!kv) {
 			for (i = 0; i < cnt; i++)
 				free(envp[i]);

@@ -146,6 +146,7 @@ void agent_sysinit(struct agent *a)
 	if (a->boot_error[0])
 		agent_log("root: %s", a->boot_error);
 	sysinit_late_mounts();
+	trust_install();
 	if (sethostname("gondolin", 8) < 0)
 		agent_log("sysinit: hostname: %s", strerror(errno));
 	sysinit_loopback();

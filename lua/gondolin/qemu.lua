@@ -47,6 +47,8 @@ function M.cmdline(cfg)
     if tsc_khz then parts[#parts + 1] = "tsc_early_khz=" .. tsc_khz end
   end
   if cfg.disk then parts[#parts + 1] = cfg.disk.cmdline end
+  -- the interception CA's certificate (never its key), for guest/agent/trust.c
+  if cfg.ca then parts[#parts + 1] = "gondolin.ca=" .. cfg.ca end
   if cfg.append and cfg.append ~= "" then parts[#parts + 1] = cfg.append end
   return table.concat(parts, " ")
 end

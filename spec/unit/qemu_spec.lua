@@ -17,6 +17,12 @@ describe("gondolin.qemu", function()
     os.execute("rm -rf " .. dir)
   end)
 
+  it("puts the interception CA's certificate on the kernel command line", function()
+    local line = qemu.cmdline { accel = "kvm", ca = "MIIBeDCC+/=" }
+    assert.matches(" gondolin%.ca=MIIBeDCC%+/= ?", line)
+    assert.is_nil(qemu.cmdline({ accel = "kvm" }):find("gondolin.ca=", 1, true))
+  end)
+
   it("honours an explicit accelerator", function()
     assert.same({ "tcg" }, qemu.plan "tcg")
     assert.same({ "kvm" }, qemu.plan "kvm")
