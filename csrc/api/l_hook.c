@@ -313,6 +313,8 @@ static void push_request(lua_State *L, const struct proxy_request *rq)
 	lua_setfield(L, -2, "has_body");
 	lua_pushboolean(L, rq->websocket);
 	lua_setfield(L, -2, "websocket");
+	lua_pushstring(L, rq->tls ? "https" : "http");
+	lua_setfield(L, -2, "scheme");
 	api_push_headers(L, rq->headers, rq->nheaders);
 	lua_setfield(L, -2, "headers");
 }

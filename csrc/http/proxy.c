@@ -330,7 +330,8 @@ struct exch {
 /**
  * struct proxy - one mediated guest connection
  * @ctx:	interface state
- * @c:		guest connection, NULL once it is gone
+ * @s:		the guest stream (TCP, or TLS over it), NULL once it is gone
+ * @tls:	the guest spoke TLS: requests are https, upstream is TLS
  * @timer:	deadlines
  * @flow:	flow id
  * @state:	enum px_state
@@ -365,6 +366,7 @@ struct exch {
 struct proxy {
 	struct proxy_ctx *ctx;
 	struct stream *s;
+	bool tls;
 	uv_timer_t timer;
 	uint64_t flow;
 	int state;
@@ -682,6 +684,7 @@ static void px_audit(struct proxy *px)
 	ev.secrets = x->secrets;
 	ev.masked = x->masker ? (unsigned)x->masker->count : 0;
 	ev.websocket = x->websocket && px->state == PX_TUNNEL;
+	ev.tls = px->tls;
 	if (px->ctx->ops->event)
 		px->ctx->ops->event(px->ctx->ud, &ev);
 }
@@ -816,7 +819,8 @@ static void px_error(struct proxy *px, int status, const char *why)
  * The guest reached us at a synthetic address that our DNS gave one name
  * (or at an address it named literally): the Host must be that name or
  * that address, and the same port, or a request could ride a connection
- * to one name while asking for another (domain fronting).
+ * to one name while asking for another (domain fronting). Over TLS the
+ * SNI must be that name too.
  *
  * Return: true when they agree (else x.reason says why).
  */
@@ -826,6 +830,10 @@ static bool check_dialled(struct proxy *px, unsigned explicit_port)
 	const char *name = dns_pool_name(px->ctx->net->dns, px->s->dst_ip);
 	uint32_t ip;
 
+	if (px->s->sni && px->s->sni[0] && strcmp(px->s->sni, h->name) != 0) {
+		set_reason(px, "Host %s differs from the TLS server name (%s)", h->name, px->s->sni);
+		return false;
+	}
 	if (explicit_port && explicit_port != px->s->dst_port) {
 		set_reason(px, "Host port %u differs from the port dialled (%u)",
 			   explicit_port, (unsigned)px->s->dst_port);
@@ -973,7 +981,8 @@ static void px_begin(struct proxy *px)
 		px_error(px, 501, "OPTIONS * and TRACE are not forwarded");
 		return;
 	}
-	if (rq->scheme_https) {
+	x->view.tls = px->tls;
+	if (rq->scheme_https && !x->view.tls) {
 		px_error(px, 400, "an https:// target on a plain HTTP connection");
 		return;
 	}
@@ -2990,11 +2999,15 @@ static bool px_step(struct proxy *px)
 	if (px->retired)
 		return px_drain(px);
 	moved = px_flush(px);
+	if (px->dead)
+		return false;	/* a TLS stream may fail inside a call */
 	if (px->timed_out) {
 		on_timeout(px);
 		return true;
 	}
 	moved = px_read_guest(px) || moved;
+	if (px->dead)
+		return false;
 	switch (px->state) {
 	case PX_IDLE:
 		if (px->olen - px->ooff > PROXY_OUT_MAX / 2)
@@ -3398,6 +3411,7 @@ struct proxy *proxy_new(struct proxy_ctx *ctx, struct stream *s, uint64_t flow,
 	}
 	px->ctx = ctx;
 	px->s = s;
+	px->tls = s->sni != NULL;
 	s->event = on_stream_event;
 	s->ud = px;
 	px->flow = flow;

@@ -53,6 +53,7 @@ struct proxy;
  * @secrets:	placeholders substituted in the request
  * @masked:	secret values masked in the response
  * @websocket:	the exchange became a websocket tunnel
+ * @tls:	the guest connection is TLS (https)
  */
 struct proxy_event {
 	uint64_t flow;
@@ -72,6 +73,7 @@ struct proxy_event {
 	bool reused;
 	unsigned secrets, masked;
 	bool websocket;
+	bool tls;
 };
 
 /**
@@ -85,6 +87,7 @@ struct proxy_event {
  * @nheaders:	their number
  * @has_body:	the guest sends a body
  * @websocket:	a websocket handshake
+ * @tls:	the guest spoke TLS (https); upstream is TLS too
  */
 struct proxy_request {
 	struct http1_slice method, target, host;
@@ -94,6 +97,7 @@ struct proxy_request {
 	size_t nheaders;
 	bool has_body;
 	bool websocket;
+	bool tls;
 };
 
 /**
