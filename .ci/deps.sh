@@ -8,12 +8,14 @@ set -eu
 #   libs:    libuv and mbedTLS headers
 #   vm:      QEMU, busybox for the initramfs, musl for the static agent
 #   images:  mmdebstrap and e2fsprogs (mkfs.ext4 -d) for `gondolin image build`
+#   tests:   openssl (an independent check of the certificates we mint)
 #   kernel:  Debian's kernel source and what building it needs
 PKGS="gcc make pkg-config clang libclang-rt-14-dev
 lua5.4 liblua5.4-dev lua-luv lua-luv-dev lua-lpeg lua-lpeg-dev lua-busted luarocks
 libuv1-dev libmbedtls-dev
 qemu-system-x86 qemu-utils busybox-static musl-tools cpio xz-utils
 mmdebstrap e2fsprogs
+openssl
 linux-source-6.1 bc bison flex libelf-dev libssl-dev"
 
 missing=""

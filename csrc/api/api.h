@@ -41,6 +41,9 @@ void api_open_http(lua_State *L);
 void api_open_net(lua_State *L);
 void api_open_netif(lua_State *L);
 void api_open_hook(lua_State *L);
+void api_open_tls(lua_State *L);
+struct tls_leaf_cache;
+struct tls_leaf_cache *api_tls_cache(lua_State *L, int idx);
 
 int api_cbor_encode(lua_State *L);
 int api_cbor_decode(lua_State *L);

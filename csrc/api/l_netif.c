@@ -51,12 +51,14 @@
 #include "net/net.h"
 #include "net/tcp.h"
 #include "policy/policy.h"
+#include "tls/leaf.h"
+#include "tls/server.h"
 
 #define NETIF_MT	"gondolin.netif"
 #define NETIF_TX	(512 * 1024)		/* per output buffer (two of them) */
 #define NETIF_RX	(64 * 1024 + NET_MAX_FRAME + 4)
 
-enum { UV_ON_EVENT = 1, UV_POLICY, UV_COUNT = UV_POLICY };
+enum { UV_ON_EVENT = 1, UV_POLICY, UV_TLS_CA, UV_COUNT = UV_TLS_CA };
 
 /**
  * struct flow - one guest TCP connection
@@ -74,6 +76,7 @@ struct flow {
 	struct netif *nif;
 	struct tcp_conn *c;
 	struct tcp_stream ts;
+	struct tls_server *tls;
 	uint64_t id;
 	uint64_t deadline;
 	struct proxy *px;
@@ -101,6 +104,11 @@ struct flow {
  * @writing:	tx[1] is in flight
  * @tx_dropped:	frames dropped with both buffers full
  * @px:		HTTP mediation state
+ * @tls:	what the guest TLS servers share
+ * @leaves:	the CA's leaf cache (user value UV_TLS_CA keeps it alive), or
+ *		NULL: TLS flows are refused
+ * @dead:	TLS flows waiting to be freed from the timer, outside the TLS
+ *		code that reported their end
  * @policy:	our reference to the policy
  * @next_flow:	next flow id
  * @events:	on_event is a function
@@ -122,6 +130,9 @@ struct netif {
 	int writing;
 	uint64_t tx_dropped;
 	struct proxy_ctx px;
+	struct tls_server_ctx tls;
+	struct tls_leaf_cache *leaves;
+	struct flow *dead;
 	struct policy *policy;
 	uint64_t next_flow;
 	bool events;
@@ -248,6 +259,10 @@ static void px_event(void *ud, const struct proxy_event *ev)
 	if (ev->websocket) {
 		lua_pushboolean(L, 1);
 		lua_setfield(L, -2, "websocket");
+	}
+	if (ev->tls) {
+		lua_pushboolean(L, 1);
+		lua_setfield(L, -2, "tls");
 	}
 	api_call_uservalue(L, nif, UV_ON_EVENT, 1);
 }
@@ -383,13 +398,39 @@ static void flow_del(struct flow *f)
 
 /**
  * flow_unlink() - forget a flow
- * @f:		flow (freed)
+ * @f:		flow (freed; with TLS, from the next timer run)
+ *
+ * A TLS flow ends inside the TLS code (an error resets the connection,
+ * which reports CLOSED at once), so it is only freed later.
  */
 static void flow_unlink(struct flow *f)
 {
+	struct netif *nif = f->nif;
+
 	flow_del(f);
 	f->c->user = NULL;
-	free(f);
+	if (!f->tls) {
+		free(f);
+		return;
+	}
+	f->next = nif->dead;
+	nif->dead = f;
+	netif_arm(nif);
+}
+
+/**
+ * flows_free_dead() - free the TLS flows that ended
+ * @nif:	interface
+ */
+static void flows_free_dead(struct netif *nif)
+{
+	struct flow *f;
+
+	while ((f = nif->dead)) {
+		nif->dead = f->next;
+		tls_server_free(f->tls);
+		free(f);
+	}
 }
 
 /**
@@ -426,6 +467,66 @@ static void flow_refuse(struct flow *f, const char *kind, const char *reason, co
 }
 
 /**
+ * flow_tls_error() - a guest TLS flow failed; the reset follows
+ * @ud:		flow
+ * @why:	reason
+ */
+static void flow_tls_error(void *ud, const char *why)
+{
+	struct flow *f = ud;
+
+	flow_event(f->nif, f, "error", "tls", why, f->tls ? f->tls->name : NULL);
+}
+
+/**
+ * flow_tls() - put a TLS server on the flow, and the HTTP mediation on it
+ * @f:		flow
+ * @ch:		what the classifier read of the ClientHello
+ *
+ * The leaf is for the SNI, or without one for the destination's synthetic
+ * DNS name; with neither there is no name to present, so we refuse.
+ */
+static void flow_tls(struct flow *f, const struct clienthello *ch)
+{
+	struct netif *nif = f->nif;
+	const char *name = ch->sni[0] ? ch->sni : dns_pool_name(nif->net.dns, f->c->dst_ip);
+	struct tls_leaf *leaf;
+	char err[160];
+
+	if (!nif->leaves || !nif->tls.seeded) {
+		flow_refuse(f, "tls", "TLS interception is not configured (no CA)", ch->sni);
+		return;
+	}
+	if (!name) {
+		flow_refuse(f, "tls", "no SNI, and the destination has no DNS name", NULL);
+		return;
+	}
+	if (nif->px.nflows >= PROXY_MAX_FLOWS) {
+		flow_refuse(f, "tls", "too many HTTP flows at once", ch->sni);
+		return;
+	}
+	leaf = tls_leaf_get(nif->leaves, name, uv_now(nif->timer.loop), err, sizeof(err));
+	if (!leaf) {
+		flow_refuse(f, "tls", err, ch->sni);
+		return;
+	}
+	tcp_stream_init(&f->ts, &nif->net, f->c);
+	f->tls = tls_server_new(&nif->tls, &f->ts.s, leaf, ch->sni, f->buf, f->n);
+	if (f->tls)
+		f->px = proxy_new(&nif->px, &f->tls->s, f->id, NULL, 0);
+	if (!f->px) {
+		tls_server_free(f->tls);
+		f->tls = NULL;
+		flow_refuse(f, "tls", "out of memory", ch->sni);
+		return;
+	}
+	f->tls->on_error = flow_tls_error;
+	f->tls->ud = f;
+	flow_mediate(f);
+	tls_server_start(f->tls);
+}
+
+/**
  * flow_sniff() - take the flow's first bytes and decide
  * @f:		flow
  */
@@ -446,7 +547,7 @@ static void flow_sniff(struct flow *f)
 		else
 			flow_mediate(f);
 	} else if (fc.kind == FLOW_TLS) {
-		flow_refuse(f, "tls", "tls interception not implemented yet", fc.hello.sni);
+		flow_tls(f, &fc.hello);
 	} else {
 		flow_refuse(f, "unknown", fc.reason, NULL);
 	}
@@ -672,6 +773,7 @@ static void on_timer(uv_timer_t *t)
 	struct netif *nif = t->data;
 	uint64_t now = uv_now(t->loop);
 
+	flows_free_dead(nif);
 	net_timer(&nif->net, now);
 	while (nif->sniffing && nif->sniffing->deadline <= now)
 		flow_refuse(nif->sniffing, "unknown", "sniff timeout", NULL);
@@ -689,6 +791,8 @@ static void netif_arm(struct netif *nif)
 
 	if (nif->sniffing && nif->sniffing->deadline < due)
 		due = nif->sniffing->deadline;
+	if (nif->dead)
+		due = now;
 	if (due == UINT64_MAX) {
 		uv_timer_stop(&nif->timer);
 		return;
@@ -709,6 +813,7 @@ static void on_handle_closed(uv_handle_t *h)
 	if (--nif->handles > 0)
 		return;
 	policy_unref(nif->policy);
+	tls_server_ctx_free(&nif->tls);
 	free(nif->rx);
 	free(nif->tx[0]);
 	free(nif->tx[1]);
@@ -737,15 +842,18 @@ static void netif_shut(struct netif *nif)
 	net_free(&nif->net);	/* frees flows' conns; our flows go below */
 	while ((f = nif->sniffing ? nif->sniffing : nif->mediated)) {
 		flow_del(f);
+		tls_server_free(f->tls);
 		free(f);
 	}
+	flows_free_dead(nif);
 	uv_close((uv_handle_t *)&nif->pipe, on_handle_closed);
 	uv_close((uv_handle_t *)&nif->timer, on_handle_closed);
 }
 
 /*
- * core.netif(fd, {on_event = fn, policy = compiled}) -> netif; owns fd
- * from now on. Without a policy every HTTP request is denied.
+ * core.netif(fd, {on_event = fn, policy = compiled, tls_ca = core.tls_ca})
+ * -> netif; owns fd from now on. Without a policy every HTTP request is
+ * denied; without a CA every TLS flow is refused.
  */
 static int lnetif_new(lua_State *L)
 {
@@ -806,6 +914,12 @@ static int lnetif_new(lua_State *L)
 	lua_setiuservalue(L, -2, UV_ON_EVENT);
 	lua_getfield(L, 2, "policy");
 	lua_setiuservalue(L, -2, UV_POLICY);
+	if (lua_getfield(L, 2, "tls_ca") != LUA_TNIL) {
+		nif->leaves = api_tls_cache(L, -1);
+		if (tls_server_ctx_init(&nif->tls) < 0)
+			nif->leaves = NULL;
+	}
+	lua_setiuservalue(L, -2, UV_TLS_CA);
 	if (uv_pipe_open(&nif->pipe, fd) < 0 ||
 	    uv_read_start((uv_stream_t *)&nif->pipe, on_alloc, on_read) < 0) {
 		netif_shut(nif);

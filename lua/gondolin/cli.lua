@@ -12,6 +12,7 @@ usage: gondolin SCRIPT.lua [ARGS...]       run a Lua script that drives VMs
        gondolin bash [OPTIONS] [-- CMD ...] interactive shell (pty) in a fresh VM
        gondolin image build FILE.lua [--refresh] [--tag NAME[:TAG]] [--quiet]
        gondolin image list | inspect IMAGE [--verify] | rm IMAGE... | prune
+       gondolin ca path | rotate           the TLS interception CA's certificate
        gondolin --help | --version
 
 options for exec and bash:
@@ -264,6 +265,29 @@ local function run_bash(args)
   end)
 end
 
+-- gondolin ca path|rotate
+local function run_ca(args)
+  local ca = require "gondolin.ca"
+  local sub = args[2]
+  if #args ~= 2 or (sub ~= "path" and sub ~= "rotate") then
+    return die("usage: gondolin ca path | rotate")
+  end
+  local path, err
+  if sub == "path" then
+    local ok
+    ok, err = ca.open()
+    path = ok and ca.path()
+  else
+    path, err = ca.rotate()
+  end
+  if not path then return die((err:gsub("^gondolin: ", ""))) end
+  print(path)
+  if sub == "rotate" then
+    io.stderr:write("gondolin: new CA made; running VMs keep the old one until they restart\n")
+  end
+  return 0
+end
+
 -- Leaving early: kill our VMs and host commands, remove scratch files.
 local function exit_cleanup()
   require("gondolin.vm").kill_all()
@@ -325,6 +349,7 @@ function M.main(args)
   local ok, res = pcall(function()
     if cmd == "exec" then return run_exec(args) end
     if cmd == "image" then return require("gondolin.image.cli").main(args) end
+    if cmd == "ca" then return run_ca(args) end
     if cmd == "bash" then return run_bash(args) end
     if cmd:sub(1, 1) == "-" then
       return die(("unknown option '%s' (valid: --help, --version; or a command: exec, bash, image, SCRIPT.lua)"):format(cmd))

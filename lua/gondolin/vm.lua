@@ -15,6 +15,7 @@ local files = require "gondolin.files"
 local checkpoint = require "gondolin.checkpoint"
 local exec = require "gondolin.exec"
 local policy = require "gondolin.policy"
+local ca = require "gondolin.ca"
 local P = require "gondolin.proto"
 
 local M = {}
@@ -179,9 +180,12 @@ function VM:_launch(img, accel)
     if not root then return nil, err end
   end
   self.disk = root
+  -- the interception CA: its certificate goes to the guest, its key stays here
+  local tls_ca, cerr = ca.open()
+  if not tls_ca then return nil, cerr end
   local argv = qemu.argv { binary = self.qemu_path, accel = accel, memory = self.o.memory,
                            cpus = self.o.cpus, kernel = img.kernel, initrd = img.initramfs,
-                           append = self.o.append, disk = root }
+                           append = self.o.append, disk = root, ca = ca.cmdline_value() }
   self.exit_ev = sched.event()
   self.hello = sched.event()
   self.dead = nil
@@ -203,6 +207,7 @@ function VM:_launch(img, accel)
   local pol = self.o.policy
   self.netif = core.netif(net_h, {
     policy = pol and pol._c,
+    tls_ca = tls_ca,
     on_event = pol and pol:wants_events() and function(ev) self:_on_net_event(ev) end or nil,
   })
   self.console_pipe = read_into(con_h, self.console, self.o.console == "stderr")

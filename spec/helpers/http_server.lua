@@ -20,6 +20,11 @@
 --   ANY  /upload                "<length> <sha256>\n" of the request body
 --   GET  /header/NAME/VALUE     a response with NAME: VALUE and VALUE in the body
 --   GET  /ws                    websocket-style: 101, then echoes bytes back
+--   GET  /files/PATH            the file srv.files .. "/" .. PATH (no "..")
+--
+-- With M.start{ tls = { cert = pem, key = pem } } it speaks HTTPS: each
+-- connection goes through a core.tls_endpoint (mbedTLS over memory), so
+-- the routes above serve the same bytes over TLS.
 local uv = require "luv"
 
 local M = {}
@@ -282,6 +287,16 @@ function Server:_route(client, req, next, close)
     local name, value = path:match("^/header/([^/]+)/([^/]+)$")
     respond(client, 200, { { name, value } }, "value=" .. value .. "\n", want_close)
     done()
+  elseif path:match("^/files/") and self.files and not path:find("..", 1, true) then
+    local f = io.open(self.files .. "/" .. path:sub(8), "rb")
+    local data = f and f:read("a")
+    if f then f:close() end
+    if data then
+      respond(client, 200, { { "Content-Type", "application/octet-stream" } }, data, want_close)
+    else
+      respond(client, 404, { { "Content-Type", "text/plain" } }, "not found\n", want_close)
+    end
+    done()
   elseif path == "/ws" then
     client:write("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n" ..
       "Connection: Upgrade\r\nSec-WebSocket-Accept: test\r\n\r\n")
@@ -306,8 +321,62 @@ function Server:_reader_ws(client)
   end)
 end
 
---- Start a server on 127.0.0.1 (ephemeral port).
-function M.start()
+-- A TLS server connection over a luv TCP handle, with the handle methods
+-- the server uses (write, read_start/stop, is_closing, close, write_queue_size).
+local function tls_wrap(raw, ep)
+  local w, done, failed = {}, false, false
+  local function flush(cb)
+    local out = ep:output()
+    if #out > 0 and not raw:is_closing() then raw:write(out, cb) elseif cb then cb() end
+  end
+  function w.write(_, data, cb)
+    local off = 1
+    while off <= #data do
+      local n = ep:write(data:sub(off, off + 16383))
+      if not n or n == 0 then break end
+      off = off + n
+      if off <= #data then flush() end
+    end
+    flush(cb)
+  end
+  function w.read_start(_, cb)
+    raw:read_start(function(err, ct)
+      if err or not ct then return cb(err, nil) end
+      ep:feed(ct)
+      if not done then
+        local ok, herr = ep:handshake()
+        flush()
+        if ok == nil then
+          failed = herr
+          return cb(herr, nil)
+        end
+        if not ok then return end
+        done = true
+      end
+      while true do
+        local pt = ep:read()
+        if pt == nil then flush() return cb(nil, nil) end
+        if pt == "" then break end
+        cb(nil, pt)
+      end
+      flush()
+    end)
+  end
+  function w.read_stop() raw:read_stop() end
+  function w.is_closing() return raw:is_closing() end
+  function w.write_queue_size() return raw:write_queue_size() end
+  function w.close()
+    if raw:is_closing() then return end
+    if done then pcall(ep.close_notify, ep) flush() end
+    raw:close()
+  end
+  function w.handshake_error() return failed end
+  return w
+end
+
+--- Start a server on 127.0.0.1 (ephemeral port); opts.tls = { cert =, key = }.
+function M.start(opts)
+  opts = opts or {}
   local self = setmetatable({ requests = {}, connections = 0, _conns = setmetatable({}, { __mode = "k" }) }, Server)
   local tcp = uv.new_tcp()
   assert(tcp:bind("127.0.0.1", 0))
@@ -315,6 +384,11 @@ function M.start()
     if err then return end
     local client = uv.new_tcp()
     if tcp:accept(client) then
+      if opts.tls then
+        local core = require "gondolin.core"
+        client = tls_wrap(client, assert(core.tls_endpoint {
+          role = "server", cert = opts.tls.cert, key = opts.tls.key, alpn = { "http/1.1" } }))
+      end
       self.connections = self.connections + 1
       self._clients = self._clients or {}
       self._clients[#self._clients + 1] = client

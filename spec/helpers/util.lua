@@ -79,4 +79,27 @@ function M.run(argv, env)
   return code, table.concat(chunks.out), table.concat(chunks.err)
 end
 
+--- A fresh temporary directory (the caller removes it).
+function M.tmpdir()
+  local d = os.tmpname()
+  os.remove(d)
+  assert(uv.fs_mkdir(d, tonumber("700", 8)))
+  return d
+end
+
+--- Standard base64 with padding.
+function M.base64(s)
+  local abc = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+  local out = {}
+  for i = 1, #s, 3 do
+    local a, b, c = s:byte(i, i + 2)
+    local n = (a << 16) | ((b or 0) << 8) | (c or 0)
+    local q = {}
+    for k = 1, 4 do q[k] = abc:sub(((n >> (6 * (4 - k))) & 63) + 1, ((n >> (6 * (4 - k))) & 63) + 1) end
+    if not b then q[3], q[4] = "=", "=" elseif not c then q[4] = "=" end
+    out[#out + 1] = table.concat(q)
+  end
+  return table.concat(out)
+end
+
 return M

@@ -15,11 +15,12 @@ local WAIT = 10   -- seconds, a bound on every wait (never reached when things w
 local Guest = {}
 Guest.__index = Guest
 
-local function new_guest(pol)
+local function new_guest(pol, tls_ca)
   local host_fd, guest_fd = core.socketpair()
   local g = setmetatable({ conns = {}, events = {}, dns = {}, next_port = 40000 }, Guest)
   g.netif = core.netif(host_fd, {
     policy = pol and pol._c,
+    tls_ca = tls_ca,
     on_event = function(ev) g.events[#g.events + 1] = ev end,
   })
   g.pipe = uv.new_pipe(false)
@@ -627,6 +628,119 @@ describe("HTTP mediation (no VM)", function()
 
     it("checks a host the hook changed against the allowlist", function()
       assert.matches("^HTTP/1.1 403 ", exchange "/elsewhere")
+    end)
+  end)
+
+  describe("over TLS", function()
+    local dir, ca
+
+    setup(function()
+      dir = os.tmpname()
+      os.remove(dir)
+      ca = assert(core.tls_ca(dir))
+    end)
+    teardown(function()
+      ca:close()
+      os.execute("rm -rf " .. dir)
+    end)
+
+    -- A TLS client (mbedTLS over memory) on a scripted guest connection.
+    local function tls_connect(sni, o)
+      g = new_guest(policy(o), ca)
+      ip = g:resolve(sni or "example.test")
+      local c = g:connect(ip, srv.port)
+      local cli = assert(core.tls_endpoint { role = "client", ca = ca:pem(), sni = sni,
+                                             alpn = { "h2", "http/1.1" } })
+      local ok, err
+      g:until_(function()
+        ok, err = cli:handshake()
+        local out = cli:output()
+        if #out > 0 then c:write(out) end
+        if #c.rx > 0 then cli:feed(c.rx) c.rx = "" end
+        return ok ~= false or c.was_reset
+      end)
+      return c, cli, ok, err
+    end
+
+    local function tls_exchange(c, cli, data)
+      assert(cli:write(data) == #data)
+      c:write(cli:output())
+      local got = ""
+      g:until_(function()
+        if #c.rx > 0 then cli:feed(c.rx) c.rx = "" end
+        local pt = cli:read()
+        if pt then got = got .. pt end
+        return got:find("\r\n\r\n", 1, true) ~= nil or pt == nil or c.was_reset
+      end)
+      return got
+    end
+
+    it("presents a leaf for the SNI that verifies against the CA, TLS 1.2 with ALPN http/1.1", function()
+      local _, cli, ok, err = tls_connect("example.test")
+      assert.is_true(ok, err)
+      local info = cli:info()
+      assert.equal("TLSv1.2", info.version)
+      assert.equal("http/1.1", info.alpn)
+      assert.matches("CN=example.test", info.peer_subject, 1, true)
+    end)
+
+    it("mints once per name and serves the next handshake from the cache", function()
+      local before = ca:stats()
+      tls_connect("cached.test")
+      g:close() g = nil
+      tls_connect("cached.test")
+      local after = ca:stats()
+      assert.equal(before.misses + 1, after.misses)
+      assert.equal(before.hits + 1, after.hits)
+    end)
+
+    it("uses the synthetic DNS name when the ClientHello has no SNI", function()
+      local _, cli, ok, err = tls_connect(nil)
+      assert.is_true(ok, err)
+      assert.matches("CN=example.test", cli:info().peer_subject, 1, true)
+    end)
+
+    it("answers a host outside the allowlist with 403, encrypted", function()
+      local c, cli, ok = tls_connect("blocked.test", { allow = { "example.test" } })
+      assert.is_true(ok)
+      local rx = tls_exchange(c, cli, req("blocked.test:" .. srv.port, "/hello"))
+      assert.matches("^HTTP/1.1 403 ", rx)
+      local ev = g.events[#g.events]
+      assert.equal("deny", ev.decision)
+      assert.is_true(ev.tls)
+    end)
+
+    it("refuses a Host that differs from the SNI with 421 (domain fronting)", function()
+      local c, cli, ok = tls_connect("example.test", { allow = { "example.test", "other.test" } })
+      assert.is_true(ok)
+      local rx = tls_exchange(c, cli, req("other.test:" .. srv.port, "/hello"))
+      assert.matches("^HTTP/1.1 421 ", rx)
+      assert.matches("TLS server name", g.events[#g.events].reason, 1, true)
+    end)
+
+    it("resets the flow with an event on garbage after the ClientHello", function()
+      g = new_guest(policy(), ca)
+      ip = g:resolve("example.test")
+      local c = g:connect(ip, srv.port)
+      local cli = assert(core.tls_endpoint { role = "client", ca = ca:pem(), sni = "example.test" })
+      cli:handshake()
+      c:write(cli:output() .. string.rep("\x16\x03\x03\xff\xff garbage ", 200))
+      assert.is_true(g:until_(function() return c.was_reset or c.fin end))
+      local ev = g.events[#g.events]
+      assert.equal("tls", ev.kind)
+      assert.equal("error", ev.decision)
+      assert.matches("TLS", ev.reason)
+    end)
+
+    it("refuses TLS flows when no CA was given", function()
+      g = new_guest(policy())
+      ip = g:resolve("example.test")
+      local c = g:connect(ip, srv.port)
+      local cli = assert(core.tls_endpoint { role = "client", ca = ca:pem(), sni = "example.test" })
+      cli:handshake()
+      c:write(cli:output())
+      assert.is_true(g:until_(function() return c.was_reset end))
+      assert.matches("no CA", g.events[#g.events].reason)
     end)
   end)
 end)

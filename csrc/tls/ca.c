@@ -1,0 +1,490 @@
+/* SPDX-License-Identifier: MIT */
+/* ca.c - the per-user interception CA: files, checks, leaf minting */
+
+/*
+ * One CA per user, under $XDG_CACHE_HOME/gondolin/ca: ca.key (0600) and
+ * ca.crt. EC P-256 for the CA and every leaf: a key is made in well under
+ * a millisecond where RSA-2048 takes tens, and every TLS client we care
+ * about verifies ECDSA. Made on first use; a CA that exists but does not
+ * check out is an error naming the file, never silently replaced: the
+ * user may have trusted it elsewhere. `gondolin ca rotate` replaces it.
+ *
+ * Files are written to a temporary name (O_EXCL, final mode from the
+ * start) and renamed, so a reader never sees half a key or a key that was
+ * briefly world-readable.
+ */
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <arpa/inet.h>
+#include <mbedtls/asn1write.h>
+#include <mbedtls/error.h>
+#include <mbedtls/oid.h>
+#include <mbedtls/pem.h>
+#include <mbedtls/platform_util.h>
+
+#include "tls/ca.h"
+
+#define DER_MAX		2048
+#define SERIAL_LEN	16
+
+/* ---- random, names, time ---- */
+
+static int rng_seed(struct tls_ca *ca)
+{
+	static const char pers[] = "gondolin ca";
+
+	mbedtls_entropy_init(&ca->entropy);
+	mbedtls_ctr_drbg_init(&ca->drbg);
+	return mbedtls_ctr_drbg_seed(&ca->drbg, mbedtls_entropy_func, &ca->entropy,
+				     (const unsigned char *)pers, sizeof(pers) - 1);
+}
+
+/**
+ * tls_name_ok() - a name we put in a certificate: a DNS name or IP literal
+ * @name:	candidate
+ *
+ * Only letters, digits and . - _ : (IPv6), 1 to TLS_NAME_MAX bytes: such
+ * a name cannot break the subject syntax ("CN=...") or a log line.
+ */
+bool tls_name_ok(const char *name)
+{
+	size_t n = strlen(name);
+
+	return n > 0 && n <= TLS_NAME_MAX &&
+	       strspn(name, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-_:") == n;
+}
+
+/* "YYYYMMDDhhmmss" for @t, as x509write wants */
+static void x509_time(time_t t, char out[16])
+{
+	struct tm tm;
+
+	gmtime_r(&t, &tm);
+	strftime(out, 16, "%Y%m%d%H%M%S", &tm);
+}
+
+static void set_err(char *err, size_t len, const char *what, int ret)
+{
+	char buf[128];
+
+	mbedtls_strerror(ret, buf, sizeof(buf));
+	snprintf(err, len, "%s: %s", what, buf);
+}
+
+/* ---- writing certificates ---- */
+
+/**
+ * add_san() - subjectAltName: one dNSName, or one iPAddress for a literal
+ * @w:		certificate being written
+ * @name:	the name (checked)
+ */
+static int add_san(mbedtls_x509write_cert *w, const char *name)
+{
+	unsigned char buf[TLS_NAME_MAX + 16], *p = buf + sizeof(buf), ip[16];
+	size_t iplen = 0;
+	int len = 0, ret;
+
+	if (inet_pton(AF_INET, name, ip) == 1)
+		iplen = 4;
+	else if (inet_pton(AF_INET6, name, ip) == 1)
+		iplen = 16;
+	if (iplen) {
+		MBEDTLS_ASN1_CHK_ADD(len, mbedtls_asn1_write_raw_buffer(&p, buf, ip, iplen));
+		MBEDTLS_ASN1_CHK_ADD(len, mbedtls_asn1_write_len(&p, buf, iplen));
+		MBEDTLS_ASN1_CHK_ADD(len, mbedtls_asn1_write_tag(&p, buf, MBEDTLS_ASN1_CONTEXT_SPECIFIC | 7));
+	} else {
+		MBEDTLS_ASN1_CHK_ADD(len, mbedtls_asn1_write_raw_buffer(&p, buf,
+					(const unsigned char *)name, strlen(name)));
+		MBEDTLS_ASN1_CHK_ADD(len, mbedtls_asn1_write_len(&p, buf, strlen(name)));
+		MBEDTLS_ASN1_CHK_ADD(len, mbedtls_asn1_write_tag(&p, buf, MBEDTLS_ASN1_CONTEXT_SPECIFIC | 2));
+	}
+	MBEDTLS_ASN1_CHK_ADD(len, mbedtls_asn1_write_len(&p, buf, (size_t)len));
+	MBEDTLS_ASN1_CHK_ADD(len, mbedtls_asn1_write_tag(&p, buf,
+				MBEDTLS_ASN1_CONSTRUCTED | MBEDTLS_ASN1_SEQUENCE));
+	return mbedtls_x509write_crt_set_extension(w, MBEDTLS_OID_SUBJECT_ALT_NAME,
+			MBEDTLS_OID_SIZE(MBEDTLS_OID_SUBJECT_ALT_NAME), 0, p, (size_t)len);
+}
+
+/* extendedKeyUsage: serverAuth */
+static int add_eku(mbedtls_x509write_cert *w)
+{
+	unsigned char buf[32], *p = buf + sizeof(buf);
+	int len = 0, ret;
+
+	MBEDTLS_ASN1_CHK_ADD(len, mbedtls_asn1_write_oid(&p, buf, MBEDTLS_OID_SERVER_AUTH,
+				MBEDTLS_OID_SIZE(MBEDTLS_OID_SERVER_AUTH)));
+	MBEDTLS_ASN1_CHK_ADD(len, mbedtls_asn1_write_len(&p, buf, (size_t)len));
+	MBEDTLS_ASN1_CHK_ADD(len, mbedtls_asn1_write_tag(&p, buf,
+				MBEDTLS_ASN1_CONSTRUCTED | MBEDTLS_ASN1_SEQUENCE));
+	return mbedtls_x509write_crt_set_extension(w, MBEDTLS_OID_EXTENDED_KEY_USAGE,
+			MBEDTLS_OID_SIZE(MBEDTLS_OID_EXTENDED_KEY_USAGE), 0, p, (size_t)len);
+}
+
+/* a fresh P-256 key */
+static int gen_key(mbedtls_ctr_drbg_context *drbg, mbedtls_pk_context *key)
+{
+	int ret = mbedtls_pk_setup(key, mbedtls_pk_info_from_type(MBEDTLS_PK_ECKEY));
+
+	if (ret)
+		return ret;
+	return mbedtls_ecp_gen_key(MBEDTLS_ECP_DP_SECP256R1, mbedtls_pk_ec(*key),
+				   mbedtls_ctr_drbg_random, drbg);
+}
+
+/**
+ * write_cert() - sign a certificate
+ * @drbg:	random numbers
+ * @subject:	subject name ("CN=...")
+ * @key:	the subject's key
+ * @issuer, @ikey: the issuer's name and key (itself for the CA)
+ * @name:	leaf: the SAN name; NULL for the CA
+ * @days:	validity from an hour ago
+ * @der:	DER_MAX bytes; the certificate ends at its end
+ *
+ * Return: the DER length, or a negative mbedTLS error.
+ */
+static int write_cert(mbedtls_ctr_drbg_context *drbg, const char *subject,
+		      mbedtls_pk_context *key, const char *issuer, mbedtls_pk_context *ikey,
+		      const char *name, unsigned days, unsigned char *der)
+{
+	mbedtls_x509write_cert w;
+	unsigned char sb[SERIAL_LEN];
+	char from[16], to[16];
+	mbedtls_mpi serial;
+	time_t now = time(NULL);
+	int ret;
+
+	mbedtls_x509write_crt_init(&w);
+	mbedtls_mpi_init(&serial);
+	ret = mbedtls_ctr_drbg_random(drbg, sb, sizeof(sb));
+	sb[0] = (sb[0] & 0x7f) | 0x01;		/* positive, never zero */
+	if (!ret)
+		ret = mbedtls_mpi_read_binary(&serial, sb, sizeof(sb));
+	x509_time(now - 3600, from);
+	x509_time(now + (time_t)days * 86400, to);
+	mbedtls_x509write_crt_set_version(&w, MBEDTLS_X509_CRT_VERSION_3);
+	mbedtls_x509write_crt_set_md_alg(&w, MBEDTLS_MD_SHA256);
+	mbedtls_x509write_crt_set_subject_key(&w, key);
+	mbedtls_x509write_crt_set_issuer_key(&w, ikey);
+	if (!ret)
+		ret = mbedtls_x509write_crt_set_serial(&w, &serial);
+	if (!ret)
+		ret = mbedtls_x509write_crt_set_subject_name(&w, subject);
+	if (!ret)
+		ret = mbedtls_x509write_crt_set_issuer_name(&w, issuer);
+	if (!ret)
+		ret = mbedtls_x509write_crt_set_validity(&w, from, to);
+	if (!ret)
+		ret = mbedtls_x509write_crt_set_basic_constraints(&w, name ? 0 : 1, name ? -1 : 0);
+	if (!ret)
+		ret = mbedtls_x509write_crt_set_subject_key_identifier(&w);
+	if (!ret)
+		ret = mbedtls_x509write_crt_set_authority_key_identifier(&w);
+	if (!ret)
+		ret = mbedtls_x509write_crt_set_key_usage(&w, name ? MBEDTLS_X509_KU_DIGITAL_SIGNATURE :
+				MBEDTLS_X509_KU_KEY_CERT_SIGN | MBEDTLS_X509_KU_CRL_SIGN);
+	if (!ret && name)
+		ret = add_san(&w, name);
+	if (!ret && name)
+		ret = add_eku(&w);
+	if (!ret)
+		ret = mbedtls_x509write_crt_der(&w, der, DER_MAX, mbedtls_ctr_drbg_random, drbg);
+	mbedtls_mpi_free(&serial);
+	mbedtls_x509write_crt_free(&w);
+	return ret;
+}
+
+/* ---- files ---- */
+
+/**
+ * write_atomic() - @path = @data, via a temporary file with @mode
+ * @path:	final name
+ * @data:	contents (NUL-terminated)
+ * @mode:	permissions from creation on
+ *
+ * Return: 0 or -errno.
+ */
+static int write_atomic(const char *path, const char *data, mode_t mode)
+{
+	char tmp[TLS_DIR_MAX + 32];
+	size_t n = strlen(data);
+	int fd, e = 0;
+
+	snprintf(tmp, sizeof(tmp), "%s.tmp-%ld", path, (long)getpid());
+	unlink(tmp);
+	fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);
+	if (fd < 0)
+		return -errno;
+	if (write(fd, data, n) != (ssize_t)n || fsync(fd) < 0)
+		e = errno ? errno : EIO;
+	if (close(fd) < 0 && !e)
+		e = errno;
+	if (!e && rename(tmp, path) < 0)
+		e = errno;
+	if (e)
+		unlink(tmp);
+	return -e;
+}
+
+/**
+ * ca_make() - a new CA in @dir (replacing what is there)
+ * @dir:	directory (exists)
+ * @err, @errlen: reason on failure
+ *
+ * Return: 0 or -1.
+ */
+static int ca_make(const char *dir, char *err, size_t errlen)
+{
+	struct tls_ca tmp;
+	unsigned char der[DER_MAX];
+	char path[TLS_DIR_MAX + 16], pem[TLS_PEM_MAX], kpem[TLS_PEM_MAX];
+	size_t olen;
+	int ret, len, e;
+
+	memset(&tmp, 0, sizeof(tmp));
+	mbedtls_pk_init(&tmp.key);
+	ret = rng_seed(&tmp);
+	if (!ret)
+		ret = gen_key(&tmp.drbg, &tmp.key);
+	len = ret ? ret : write_cert(&tmp.drbg, TLS_CA_SUBJECT, &tmp.key, TLS_CA_SUBJECT, &tmp.key,
+				     NULL, TLS_CA_DAYS, der);
+	ret = len < 0 ? len : mbedtls_pk_write_key_pem(&tmp.key, (unsigned char *)kpem, sizeof(kpem));
+	if (!ret)
+		ret = mbedtls_pem_write_buffer("-----BEGIN CERTIFICATE-----\n",
+					       "-----END CERTIFICATE-----\n",
+					       der + DER_MAX - len, (size_t)len,
+					       (unsigned char *)pem, sizeof(pem), &olen);
+	mbedtls_pk_free(&tmp.key);
+	mbedtls_ctr_drbg_free(&tmp.drbg);
+	mbedtls_entropy_free(&tmp.entropy);
+	if (ret) {
+		set_err(err, errlen, "cannot make a CA", ret);
+		return -1;
+	}
+	snprintf(path, sizeof(path), "%s/ca.key", dir);
+	e = write_atomic(path, kpem, 0600);
+	mbedtls_platform_zeroize(kpem, sizeof(kpem));
+	if (!e) {
+		snprintf(path, sizeof(path), "%s/ca.crt", dir);
+		e = write_atomic(path, pem, 0644);
+	}
+	if (e) {
+		snprintf(err, errlen, "cannot write %s: %s", path, strerror(-e));
+		return -1;
+	}
+	return 0;
+}
+
+/* the advice every CA problem ends with */
+#define ROTATE_HINT	"; run `gondolin ca rotate` to make a new one"
+
+/**
+ * ca_load() - read and check ca.crt and ca.key
+ * @ca:		CA (initialised)
+ * @err, @errlen: reason, naming the file, on failure
+ *
+ * Return: 0 or -1.
+ */
+static int ca_load(struct tls_ca *ca, char *err, size_t errlen)
+{
+	char crt[TLS_DIR_MAX + 16], key[TLS_DIR_MAX + 16], why[128];
+	struct stat st;
+	size_t olen;
+	int ret;
+
+	snprintf(crt, sizeof(crt), "%s/ca.crt", ca->dir);
+	snprintf(key, sizeof(key), "%s/ca.key", ca->dir);
+	if (stat(key, &st) == 0 && (st.st_mode & 077)) {
+		snprintf(err, errlen, "CA key %s is readable by others (mode %03o); "
+			 "chmod 600 it, or run `gondolin ca rotate`", key, (unsigned)(st.st_mode & 0777));
+		return -1;
+	}
+	ret = mbedtls_x509_crt_parse_file(&ca->crt, crt);
+	if (ret) {
+		mbedtls_strerror(ret, why, sizeof(why));
+		snprintf(err, errlen, "CA certificate %s is invalid (%s)" ROTATE_HINT, crt, why);
+		return -1;
+	}
+	if (!ca->crt.ca_istrue || ca->crt.next || mbedtls_x509_time_is_past(&ca->crt.valid_to)) {
+		snprintf(err, errlen, "CA certificate %s is invalid (%s)" ROTATE_HINT, crt,
+			 !ca->crt.ca_istrue ? "not a CA" : ca->crt.next ? "more than one certificate" :
+			 "expired");
+		return -1;
+	}
+	ret = mbedtls_pk_parse_keyfile(&ca->key, key, NULL);
+	if (ret) {
+		mbedtls_strerror(ret, why, sizeof(why));
+		snprintf(err, errlen, "CA key %s is invalid (%s)" ROTATE_HINT, key, why);
+		return -1;
+	}
+	if (mbedtls_pk_check_pair(&ca->crt.pk, &ca->key)) {
+		snprintf(err, errlen, "CA key %s does not match %s" ROTATE_HINT, key, crt);
+		return -1;
+	}
+	ret = mbedtls_pem_write_buffer("-----BEGIN CERTIFICATE-----\n", "-----END CERTIFICATE-----\n",
+				       ca->crt.raw.p, ca->crt.raw.len,
+				       (unsigned char *)ca->pem, sizeof(ca->pem), &olen);
+	if (ret) {
+		snprintf(err, errlen, "CA certificate %s is too large" ROTATE_HINT, crt);
+		return -1;
+	}
+	ca->pem_len = strlen(ca->pem);
+	return 0;
+}
+
+/**
+ * tls_ca_open() - load the CA of @dir, making it when there is none
+ * @ca:		to fill (tls_ca_close() it, also after a failure)
+ * @dir:	its directory (made 0700 if missing; its parent must exist)
+ * @err, @errlen: reason on failure
+ *
+ * Return: 0 or -1.
+ */
+int tls_ca_open(struct tls_ca *ca, const char *dir, char *err, size_t errlen)
+{
+	char crt[TLS_DIR_MAX + 16], key[TLS_DIR_MAX + 16];
+	bool have_crt, have_key;
+
+	memset(ca, 0, sizeof(*ca));
+	mbedtls_x509_crt_init(&ca->crt);
+	mbedtls_pk_init(&ca->key);
+	if (rng_seed(ca)) {
+		snprintf(err, errlen, "no entropy for the CA");
+		return -1;
+	}
+	if (strlen(dir) >= sizeof(ca->dir) - 16) {
+		snprintf(err, errlen, "CA directory path too long: %s", dir);
+		return -1;
+	}
+	snprintf(ca->dir, sizeof(ca->dir), "%s", dir);
+	if (mkdir(dir, 0700) < 0 && errno != EEXIST) {
+		snprintf(err, errlen, "cannot create %s: %s", dir, strerror(errno));
+		return -1;
+	}
+	snprintf(crt, sizeof(crt), "%s/ca.crt", dir);
+	snprintf(key, sizeof(key), "%s/ca.key", dir);
+	have_crt = access(crt, F_OK) == 0;
+	have_key = access(key, F_OK) == 0;
+	if (!have_crt && !have_key && ca_make(dir, err, errlen) < 0)
+		return -1;
+	if (have_crt != have_key) {
+		snprintf(err, errlen, "%s is missing (its pair exists)" ROTATE_HINT,
+			 have_crt ? key : crt);
+		return -1;
+	}
+	return ca_load(ca, err, errlen);
+}
+
+/**
+ * tls_ca_rotate() - replace the CA of @dir by a new one
+ * @dir:	its directory (made if missing)
+ * @err, @errlen: reason on failure
+ *
+ * Return: 0 or -1.
+ */
+int tls_ca_rotate(const char *dir, char *err, size_t errlen)
+{
+	if (mkdir(dir, 0700) < 0 && errno != EEXIST) {
+		snprintf(err, errlen, "cannot create %s: %s", dir, strerror(errno));
+		return -1;
+	}
+	return ca_make(dir, err, errlen);
+}
+
+void tls_ca_close(struct tls_ca *ca)
+{
+	mbedtls_x509_crt_free(&ca->crt);
+	mbedtls_pk_free(&ca->key);
+	mbedtls_ctr_drbg_free(&ca->drbg);
+	mbedtls_entropy_free(&ca->entropy);
+}
+
+/* ---- leaves ---- */
+
+/**
+ * tls_ca_issue() - mint a leaf for @name, signed by the CA
+ * @ca:		CA
+ * @name:	DNS name or IP literal (tls_name_ok())
+ * @days:	validity
+ * @chain:	initialised; gets the leaf, then the CA certificate
+ * @key:	initialised; gets the leaf's key
+ * @err, @errlen: reason on failure
+ *
+ * Return: 0 or -1.
+ */
+int tls_ca_issue(struct tls_ca *ca, const char *name, unsigned days,
+		 mbedtls_x509_crt *chain, mbedtls_pk_context *key, char *err, size_t errlen)
+{
+	unsigned char der[DER_MAX];
+	char subject[TLS_NAME_MAX + 8];
+	int ret, len;
+
+	if (!tls_name_ok(name)) {
+		snprintf(err, errlen, "not a name a certificate can carry: %.64s", name);
+		return -1;
+	}
+	snprintf(subject, sizeof(subject), "CN=%s", name);
+	ret = gen_key(&ca->drbg, key);
+	len = ret ? ret : write_cert(&ca->drbg, subject, key, TLS_CA_SUBJECT, &ca->key,
+				     name, days, der);
+	ret = len < 0 ? len : mbedtls_x509_crt_parse_der(chain, der + DER_MAX - len, (size_t)len);
+	if (!ret)
+		ret = mbedtls_x509_crt_parse_der(chain, ca->crt.raw.p, ca->crt.raw.len);
+	if (ret) {
+		set_err(err, errlen, "cannot mint a certificate", ret);
+		return -1;
+	}
+	return 0;
+}
+
+/**
+ * tls_ca_issue_pem() - tls_ca_issue() as PEM text (test servers)
+ * @ca, @name, @days: as tls_ca_issue()
+ * @cert, @certlen: the chain as PEM
+ * @key, @keylen: the key as PEM
+ * @err, @errlen: reason on failure
+ *
+ * Return: 0 or -1.
+ */
+int tls_ca_issue_pem(struct tls_ca *ca, const char *name, unsigned days,
+		     char *cert, size_t certlen, char *key, size_t keylen,
+		     char *err, size_t errlen)
+{
+	mbedtls_x509_crt chain;
+	mbedtls_pk_context pk;
+	const mbedtls_x509_crt *c;
+	size_t off = 0, olen;
+	int ret = 0;
+
+	mbedtls_x509_crt_init(&chain);
+	mbedtls_pk_init(&pk);
+	if (tls_ca_issue(ca, name, days, &chain, &pk, err, errlen) < 0) {
+		ret = -1;
+		goto out;
+	}
+	for (c = &chain; c && c->raw.len; c = c->next) {
+		if (mbedtls_pem_write_buffer("-----BEGIN CERTIFICATE-----\n",
+					     "-----END CERTIFICATE-----\n", c->raw.p, c->raw.len,
+					     (unsigned char *)cert + off, certlen - off, &olen)) {
+			snprintf(err, errlen, "certificate PEM too large");
+			ret = -1;
+			goto out;
+		}
+		off += olen - 1;	/* olen counts the NUL */
+	}
+	if (mbedtls_pk_write_key_pem(&pk, (unsigned char *)key, keylen)) {
+		snprintf(err, errlen, "key PEM too large");
+		ret = -1;
+	}
+out:
+	mbedtls_x509_crt_free(&chain);
+	mbedtls_pk_free(&pk);
+	return ret;
+}
