@@ -8,7 +8,8 @@ set -eu
 #   libs:    libuv and mbedTLS headers
 #   vm:      QEMU, busybox for the initramfs, musl for the static agent
 #   images:  mmdebstrap and e2fsprogs (mkfs.ext4 -d) for `gondolin image build`
-#   tests:   openssl (an independent check of the certificates we mint)
+#   tests:   openssl (an independent check of the certificates we mint, and the
+#            TLS server the upstream client specs talk to)
 #   kernel:  Debian's kernel source and what building it needs
 PKGS="gcc make pkg-config clang libclang-rt-14-dev
 lua5.4 liblua5.4-dev lua-luv lua-luv-dev lua-lpeg lua-lpeg-dev lua-busted luarocks

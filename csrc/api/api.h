@@ -41,6 +41,7 @@ void api_open_http(lua_State *L);
 void api_open_net(lua_State *L);
 void api_open_netif(lua_State *L);
 void api_open_hook(lua_State *L);
+void api_open_upstream(lua_State *L);
 void api_open_tls(lua_State *L);
 struct tls_leaf_cache;
 struct tls_leaf_cache *api_tls_cache(lua_State *L, int idx);

@@ -241,6 +241,7 @@ int luaopen_gondolin_core(lua_State *L)
 	api_open_net(L);
 	api_open_netif(L);
 	api_open_hook(L);
+	api_open_upstream(L);
 	api_open_tls(L);
 	return 1;
 }

@@ -40,6 +40,7 @@
 #include "api/l_hook.h"
 #include "http/http1.h"
 #include "policy/policy.h"
+#include "tls/client.h"
 
 #define POLICY_MT	"gondolin.policy"
 #define CALL_MT		"gondolin.hook_call"
@@ -195,11 +196,50 @@ static void add_secrets(lua_State *L, int t, struct policy *p)
 	lua_pop(L, 1);
 }
 
+/**
+ * add_upstream_ca() - read, check and keep the upstream_ca files
+ * @L:		Lua state
+ * @t:		absolute index of the spec
+ * @p:		policy being built
+ *
+ * Raises "upstream_ca: <path>: <why>" for a file that cannot be read or
+ * holds no valid certificate.
+ */
+static void add_upstream_ca(lua_State *L, int t, struct policy *p)
+{
+	char why[TLS_CLIENT_ERR_MAX];
+	const char *path, *err = "";
+	size_t i, n, len;
+	char *pem;
+	int rc;
+
+	if (lua_getfield(L, t, "upstream_ca") != LUA_TTABLE) {
+		lua_pop(L, 1);
+		return;
+	}
+	n = (size_t)lua_rawlen(L, -1);
+	if (n > POLICY_UPSTREAM_CA_MAX)
+		luaL_error(L, "upstream_ca: at most %d files", POLICY_UPSTREAM_CA_MAX);
+	for (i = 1; i <= n; i++) {
+		lua_rawgeti(L, -1, (lua_Integer)i);
+		path = luaL_checkstring(L, -1);
+		if (tls_client_ca_load(path, &pem, &len, why, sizeof(why)) < 0)
+			luaL_error(L, "upstream_ca: %s: %s", path, why);
+		rc = policy_add_upstream_ca(p, pem, len, &err);
+		free(pem);
+		if (rc < 0)
+			luaL_error(L, "upstream_ca: %s", err);
+		lua_pop(L, 1);
+	}
+	lua_pop(L, 1);
+}
+
 /*
  * core.policy_compile(spec) -> policy
  * spec = { allow = {pat...}, allow_internal = {"host:port"...},
  *          resolve = { {name, {addr...}}, ... },
  *          secrets = { {name=, value=, hosts={pat...}}, ... },
+ *          upstream_ca = { path, ... },
  *          on_request = bool, on_response = bool, runner = function }
  * Raises with "<field>[i] '<text>': <why>" on a bad entry.
  */
@@ -221,6 +261,7 @@ static int lpolicy_compile(lua_State *L)
 	add_patterns(L, t, "allow_internal", lp->p, policy_add_internal);
 	add_resolve(L, t, lp->p);
 	add_secrets(L, t, lp->p);
+	add_upstream_ca(L, t, lp->p);
 	lua_getfield(L, t, "on_request");
 	lp->on_request = lua_toboolean(L, -1);
 	lua_getfield(L, t, "on_response");

@@ -489,7 +489,7 @@ void px_connect(struct proxy *px)
 		px_error(px, 502, "upstream TLS is not available in this build");
 		return;
 	}
-	px->up = upstream_open(&px->ctx->pool, &px->x.host, px->x.port,
+	px->up = upstream_open(&px->ctx->pool, &px->x.host, px->x.port, false,
 			       &px_upstream_ops, px, &err, &why);
 	if (!px->up) {
 		if (err == -EACCES) {

@@ -29,6 +29,12 @@
  * 4. Secrets: placeholders are built here from getrandom() bytes at
  *    compile time; substitution and masking are secrets.c's.
  *
+ * 5. upstream_ca: PEM texts the upstream TLS client trusts besides the
+ *    host's bundle. They are only stored here (at most
+ *    POLICY_UPSTREAM_CA_MAX, checked by the caller, tls/client.c's
+ *    tls_client_ca_load()); http/upstream.c builds its TLS configuration
+ *    from them.
+ *
  * Sizes are fixed when the policy is created (policy_new() takes the
  * counts, bounded by HOSTPAT_MAX_PATTERNS, POLICY_RESOLVE_MAX and
  * SECRET_MAX), so nothing grows afterwards.
@@ -110,6 +116,8 @@ void policy_unref(struct policy *p)
 	hostpat_set_free(&p->internal);
 	for (i = 0; i < p->nsecrets; i++)
 		secret_free(&p->secrets[i]);
+	for (i = 0; i < p->nupstream_ca; i++)
+		free((void *)p->upstream_ca[i]);
 	free(p->secrets);
 	free(p->resolve);
 	free(p);
@@ -294,6 +302,36 @@ int policy_add_secret_host(struct policy *p, const char *pat, size_t n,
 		return -EINVAL;
 	}
 	return hostpat_set_add(&p->secrets[p->nsecrets - 1].hosts, pat, n, err);
+}
+
+/**
+ * policy_add_upstream_ca() - keep a copy of one upstream_ca PEM text
+ * @p:		policy being built
+ * @pem:	PEM text (already checked)
+ * @len:	its length
+ * @err:	constant message on failure
+ *
+ * Return: 0, or -ENOSPC / -ENOMEM.
+ */
+int policy_add_upstream_ca(struct policy *p, const char *pem, size_t len,
+			   const char **err)
+{
+	char *copy;
+
+	if (p->nupstream_ca == POLICY_UPSTREAM_CA_MAX) {
+		*err = "too many upstream_ca files (at most 16)";
+		return -ENOSPC;
+	}
+	copy = malloc(len + 1);
+	if (!copy) {
+		*err = "out of memory";
+		return -ENOMEM;
+	}
+	memcpy(copy, pem, len);
+	copy[len] = '\0';
+	p->upstream_ca[p->nupstream_ca] = copy;
+	p->upstream_ca_len[p->nupstream_ca++] = len;
+	return 0;
 }
 
 /**

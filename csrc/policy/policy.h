@@ -13,6 +13,7 @@
 
 #define POLICY_RESOLVE_MAX	1024	/* names in the resolve map */
 #define POLICY_RESOLVE_ADDRS	8	/* addresses per name */
+#define POLICY_UPSTREAM_CA_MAX	16	/* upstream_ca files */
 
 /**
  * struct policy_resolve - one entry of the host-side name override map
@@ -37,6 +38,11 @@ struct policy_resolve {
  * @nsecrets:	entries initialised
  * @secrets_cap: entries allocated
  * @body_secrets: some secret opted in to request bodies
+ * @upstream_ca: extra trust anchors for upstream TLS (PEM texts, checked
+ *		when added, NUL-terminated copies), @nupstream_ca of them;
+ *		upstream.c makes its tls_client_conf from them
+ * @upstream_ca_len: their lengths (without the NUL)
+ * @nupstream_ca: entries in use
  * @refs:	references (the Lua userdata, each netif using it)
  *
  * Built once by the policy_add_*() calls, then read-only: any number of
@@ -50,6 +56,9 @@ struct policy {
 	struct secret *secrets;
 	size_t nsecrets, secrets_cap;
 	bool body_secrets;
+	const char *upstream_ca[POLICY_UPSTREAM_CA_MAX];
+	size_t upstream_ca_len[POLICY_UPSTREAM_CA_MAX];
+	size_t nupstream_ca;
 	unsigned refs;
 };
 
@@ -69,6 +78,8 @@ int policy_add_secret(struct policy *p, const char *name, size_t n,
 		      const char **err);
 void policy_secret_opt_in(struct policy *p, bool in_query, bool in_body);
 int policy_add_secret_host(struct policy *p, const char *pat, size_t n,
+			   const char **err);
+int policy_add_upstream_ca(struct policy *p, const char *pem, size_t len,
 			   const char **err);
 
 int policy_allow(const struct policy *p, const struct hostpat_host *h,

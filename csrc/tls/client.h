@@ -6,6 +6,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include <mbedtls/ctr_drbg.h>
 #include <mbedtls/entropy.h>
@@ -17,8 +18,8 @@
 #define TLS_CLIENT_SESSIONS	32		/* origins whose session is kept */
 #define TLS_CLIENT_KEY_MAX	(253 + 1 + 5 + 1)	/* "host:port" */
 #define TLS_CLIENT_IN_MAX	(16 * 1024)	/* ciphertext read, not yet decrypted */
-#define TLS_CLIENT_OVERHEAD	64		/* ciphertext per record beyond its plaintext */
-#define TLS_CLIENT_RECORD	16384		/* plaintext per record */
+#define TLS_CLIENT_OVERHEAD	128		/* record expansion when mbedTLS cannot say */
+#define TLS_CLIENT_STAGE	4096		/* small writes gathered into one record */
 #define TLS_CLIENT_WHY_MAX	192		/* failure text, with its prefix */
 #define TLS_CLIENT_ERR_MAX	160		/* configuration error text */
 
@@ -50,6 +51,7 @@ struct tls_client_stats {
  * @ssl:	TLS 1.2 client, VERIFY_REQUIRED, ALPN http/1.1, no renegotiation
  * @entropy, @drbg: its random numbers (seeded once, per conf)
  * @chain:	trust anchors: the extra CAs, then (lazily) the host's bundle
+ * @alpn:	"http/1.1", NULL
  * @bundle:	path of the host bundle (TLS_CLIENT_BUNDLE)
  * @bundle_done: the bundle was loaded (or found missing): tried once
  * @nbundle:	certificates taken from the bundle
@@ -63,6 +65,7 @@ struct tls_client_conf {
 	mbedtls_entropy_context entropy;
 	mbedtls_ctr_drbg_context drbg;
 	mbedtls_x509_crt chain;
+	const char *alpn[2];
 	const char *bundle;
 	bool bundle_done;
 	size_t nbundle;
@@ -90,6 +93,7 @@ struct tls_client_conf *tls_client_conf_new(const char *const *ca_pem,
 					    char *err, size_t errlen);
 void tls_client_conf_ref(struct tls_client_conf *conf);
 void tls_client_conf_unref(struct tls_client_conf *conf);
+const struct tls_client_stats *tls_client_conf_stats(const struct tls_client_conf *conf);
 int tls_client_ca_load(const char *path, char **pem, size_t *len,
 		       char *err, size_t errlen);
 int tls_client_ca_check(const char *pem, size_t len, char *err, size_t errlen);
@@ -105,10 +109,11 @@ void tls_client_in_end(struct tls_client *c);
 int tls_client_handshake(struct tls_client *c);
 ssize_t tls_client_read(struct tls_client *c, void *buf, size_t len);
 int tls_client_write(struct tls_client *c, const void *buf, size_t len);
+int tls_client_flush(struct tls_client *c);
+size_t tls_client_room(const struct tls_client *c, size_t wire);
 int tls_client_close_notify(struct tls_client *c);
 bool tls_client_pending(const struct tls_client *c);
 bool tls_client_resumed(const struct tls_client *c);
 const char *tls_client_why(const struct tls_client *c);
-size_t tls_client_room(size_t wire);
 
 #endif /* GONDOLIN_TLS_CLIENT_H */

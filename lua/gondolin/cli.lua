@@ -37,6 +37,8 @@ network policy (deny by default: with no --allow-host nothing leaves):
                               $ENVVAR instead, only to HOSTS (comma-separated patterns), in header
                               values, and also in the query or the body when named (repeatable)
   --audit FILE                append one JSON line per network decision to FILE
+  --upstream-ca FILE          also trust the CA certificates in FILE (PEM) when the host
+                              connects to HTTPS servers, besides the system bundle (repeatable)
 ]==]
 
 local function die(msg)
@@ -50,9 +52,9 @@ local flag_pat = lpeg.P "--" * lpeg.C((lpeg.P(1) - "=") ^ 1) * ("=" * lpeg.C(lpe
 local VALUE_FLAGS = { image = true, memory = true, cpus = true, accel = true, env = true,
                       cwd = true, timeout = true, ["allow-host"] = true, ["allow-internal"] = true,
                       resolve = true, secret = true, audit = true, rootfs = true, ["disk-size"] = true,
-                      resume = true }
+                      resume = true, ["upstream-ca"] = true }
 local LIST_FLAGS = { env = true, ["allow-host"] = true, ["allow-internal"] = true,
-                     resolve = true, secret = true }
+                     resolve = true, secret = true, ["upstream-ca"] = true }
 
 -- --secret NAME@HOST[,HOST...]=ENVVAR[:query][:body]
 local ident = (lpeg.R("az", "AZ") + "_") * (lpeg.R("az", "AZ", "09") + "_") ^ 0
@@ -124,7 +126,7 @@ end
 -- The policy the network flags describe (deny by default).
 local function cli_policy(opts)
   local p = { allow = opts["allow-host"], allow_internal = opts["allow-internal"], resolve = {},
-              secrets = {}, audit = opts.audit }
+              secrets = {}, audit = opts.audit, upstream_ca = opts["upstream-ca"] }
   for _, r in ipairs(opts.resolve) do
     local host, ip = resolve_pat:match(r)
     p.resolve[host] = ip

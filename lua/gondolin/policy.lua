@@ -23,7 +23,7 @@ local check = require "gondolin.check"
 local M = {}
 
 local OPTIONS = { "allow", "allow_internal", "resolve", "secrets", "on_request",
-                  "on_response", "on_event", "audit" }
+                  "on_response", "on_event", "audit", "upstream_ca" }
 local SECRET_OPTIONS = { "hosts", "value", "query", "body" }
 local MAX_LIST = 4096
 local DENY_BODY = "403 Forbidden: denied by policy\n"
@@ -449,6 +449,8 @@ function M.new(opts)
       '"127.0.0.1:8080" (exact host:port)'),
     resolve = validate_resolve(opts.resolve),
     secrets = validate_secrets(opts.secrets),
+    upstream_ca = list_of_strings("policy option 'upstream_ca'", opts.upstream_ca,
+      '"/path/to/ca.pem" (PEM certificates trusted for upstream TLS)'),
     on_request = hooks.on_request ~= nil,
     on_response = hooks.on_response ~= nil,
   }
@@ -460,7 +462,8 @@ function M.new(opts)
   local ok, c = pcall(core.policy_compile, spec)
   if not ok then
     local field = tostring(c):match("^(%a[%w_]*)") or "allow"
-    check.fail(("policy option '%s'"):format(field), tostring(c))
+    local msg = tostring(c):gsub("^" .. field .. ": ", "")
+    check.fail(("policy option '%s'"):format(field), msg)
   end
   local placeholders = c:placeholders()
   local env = {}
