@@ -484,12 +484,7 @@ void px_connect(struct proxy *px)
 	int err = 0;
 
 	px->state = PX_CONNECT;
-	if (px->tls) {
-		/* never send a request the guest encrypted over plain TCP */
-		px_error(px, 502, "upstream TLS is not available in this build");
-		return;
-	}
-	px->up = upstream_open(&px->ctx->pool, &px->x.host, px->x.port, false,
+	px->up = upstream_open(&px->ctx->pool, &px->x.host, px->x.port, px->tls,
 			       &px_upstream_ops, px, &err, &why);
 	if (!px->up) {
 		if (err == -EACCES) {

@@ -288,7 +288,7 @@ function Server:_route(client, req, next, close)
     respond(client, 200, { { name, value } }, "value=" .. value .. "\n", want_close)
     done()
   elseif path:match("^/files/") and self.files and not path:find("..", 1, true) then
-    local f = io.open(self.files .. "/" .. path:sub(8), "rb")
+    local f = io.open(self.files .. "/" .. path:sub(8):gsub("%?.*", ""), "rb")
     local data = f and f:read("a")
     if f then f:close() end
     if data then
