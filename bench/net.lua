@@ -2,6 +2,8 @@
 -- networking (slirp), on the same guest and the same host-loopback server:
 -- download throughput and new-connection rate, plus host CPU per GiB.
 -- Run: gondolin bench/net.lua [MiB] [connections] [rounds]
+-- A second part does HTTPS through the interception (base image, curl)
+-- beside plain HTTP through gondolin and slirp, and new TLS connections/s.
 --
 -- The machines are shared and noisy, so both VMs stay up and the
 -- measurements alternate between them for `rounds` rounds; the medians are
@@ -130,3 +132,72 @@ print(("  %-20s gondolin %7.1f        (a synthetic DNS lookup per request)")
   :format("conn/s (by name)", median(runs.ours, "cps_name")))
 print(("  %-20s gondolin %.2f s/GiB (this process: stack + mediation)")
   :format("host CPU", median(runs.ours, "cpu_per_gib")))
+
+------------------------------------------------------------------ HTTPS
+-- The base image (curl): HTTPS through the interception beside plain HTTP
+-- through gondolin and through slirp, same guest image, same run, bodies
+-- of the same size. The HTTPS upstream is `openssl s_server -WWW` with a
+-- certificate from a throw-away CA given as upstream_ca.
+do
+  local core = require "gondolin.core"
+  local ca_mod = require "gondolin.ca"
+  local dir = os.tmpname()
+  os.remove(dir)
+  assert(uv.fs_mkdir(dir, 448))
+  local tca = assert(core.tls_ca(dir .. "/ca"))
+  local cert, key = assert(tca:issue("bench.test"))
+  local function put(name, data) local f = assert(io.open(dir .. "/" .. name, "wb")) f:write(data) f:close() end
+  put("cert.pem", cert) put("key.pem", key) put("upstream-ca.pem", tca:pem())
+  os.execute(("head -c %d /dev/zero | tr '\\0' g > %s/blob; echo x > %s/small"):format(MIB * 1048576, dir, dir))
+  local probe = uv.new_tcp() probe:bind("127.0.0.1", 0)
+  local tport = probe:getsockname().port probe:close()
+  local srv = io.popen(("cd %s && exec openssl s_server -quiet -accept 127.0.0.1:%d -cert cert.pem -key key.pem -WWW >/dev/null 2>&1 & echo $!")
+    :format(dir, tport)):read("l")
+  uv.sleep(500)
+  local server2, hport = httpd.start()
+  local vm <close> = gondolin.vm {
+    image = "base",
+    policy = gondolin.policy {
+      allow = { "bench.test" }, allow_internal = { "127.0.0.1:" .. tport, "127.0.0.1:" .. hport },
+      resolve = { ["bench.test"] = "127.0.0.1" }, upstream_ca = dir .. "/upstream-ca.pem",
+    },
+  }
+  local svm
+  with_slirp(function() svm = gondolin.vm { image = "base" } end)
+  local function curl_rate(v, url)
+    local t0 = uv.hrtime()
+    sh(v, "curl -sS -o /dev/null " .. url)
+    return MIB / ((uv.hrtime() - t0) / 1e9)
+  end
+  local function conns(v, url, n)
+    local t0 = uv.hrtime()
+    sh(v, ("i=0; while [ $i -lt %d ]; do curl -sS -o /dev/null %s || exit 1; i=$((i+1)); done"):format(n, url))
+    return n / ((uv.hrtime() - t0) / 1e9)
+  end
+  local r = { https = {}, http = {}, slirp = {}, hs = {}, hs_plain = {} }
+  local n = math.max(10, CONNS // 10)
+  for i = 1, ROUNDS do
+    r.https[i] = curl_rate(vm, ("https://bench.test:%d/blob"):format(tport))
+    r.http[i] = curl_rate(vm, ("http://bench.test:%d/bytes/%d"):format(hport, MIB * 1048576))
+    r.slirp[i] = curl_rate(svm, ("http://10.0.2.2:%d/bytes/%d"):format(hport, MIB * 1048576))
+    r.hs[i] = conns(vm, ("https://bench.test:%d/small"):format(tport), n)
+    r.hs_plain[i] = conns(vm, ("http://bench.test:%d/bytes/2"):format(hport), n)
+    io.stderr:write(("https round %d: https %.1f, http %.1f, slirp %.1f MiB/s; new conns/s https %.1f http %.1f\n")
+      :format(i, r.https[i], r.http[i], r.slirp[i], r.hs[i], r.hs_plain[i]))
+  end
+  svm:close()
+  local function med(t) table.sort(t) local k = #t return k % 2 == 1 and t[(k + 1) / 2] or (t[k / 2] + t[k / 2 + 1]) / 2 end
+  local https, http, slirp = med(r.https), med(r.http), med(r.slirp)
+  print(("https: %d MiB with curl in the base image; medians of %d alternating rounds"):format(MIB, ROUNDS))
+  print(("  %-20s gondolin https %7.1f MiB/s  gondolin http %7.1f  slirp http %7.1f  https/slirp %.2fx (target >= 0.7x)")
+    :format("download", https, http, slirp, https / slirp))
+  print(("  %-20s https %7.1f /s  http %7.1f /s (a curl process each)"):format("new connections", med(r.hs), med(r.hs_plain)))
+  local st = ca_mod.open():stats()
+  if st.misses > 0 then
+    print(("  %-20s %.2f ms (%d minted)"):format("leaf generation", st.mint_us / st.misses / 1000, st.misses))
+  end
+  os.execute("kill " .. srv .. " 2>/dev/null")
+  server2:close()
+  tca:close()
+  os.execute("rm -rf " .. dir)
+end
