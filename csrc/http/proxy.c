@@ -1117,7 +1117,8 @@ struct proxy *proxy_new(struct proxy_ctx *ctx, struct stream *s, uint64_t flow,
 	s->ud = px;
 	px->flow = flow;
 	px->x.rule = -1;
-	memcpy(px->in, first, n);
+	if (n)
+		memcpy(px->in, first, n);	/* TLS flows start with none */
 	px->in_len = n;
 	uv_timer_init(ctx->loop, &px->timer);
 	px->timer.data = px;
