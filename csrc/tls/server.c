@@ -144,7 +144,8 @@ static const char *ssl_reason(int ret, bool handshake)
  * @p:		bytes mbedTLS is about to receive
  * @n:		their number
  *
- * Return: 0, or -1 on a record the flow must not accept.
+ * Return: 0, -1 on a record over TLS_RECORD_MAX, -2 on a handshake record
+ * after the handshake (renegotiation).
  */
 static int track_records(struct tls_server *t, const uint8_t *p, size_t n)
 {
@@ -167,7 +168,7 @@ static int track_records(struct tls_server *t, const uint8_t *p, size_t n)
 		if (t->rec_left > TLS_RECORD_MAX)
 			return -1;
 		if (t->established && t->rec_hdr[0] == REC_HANDSHAKE)
-			return -1;
+			return -2;
 	}
 	return 0;
 }
@@ -191,8 +192,12 @@ static int tls_recv(void *arg, unsigned char *buf, size_t len)
 	}
 	if (!n)
 		return t->lower_fin ? 0 : MBEDTLS_ERR_SSL_WANT_READ;
-	if (track_records(t, buf, n) < 0) {
-		t->bio_error = t->established ? "TLS: renegotiation refused" : "TLS: oversized record";
+	switch (track_records(t, buf, n)) {
+	case -1:
+		t->bio_error = "TLS: oversized record";
+		return MBEDTLS_ERR_SSL_INTERNAL_ERROR;
+	case -2:
+		t->bio_error = "TLS: renegotiation refused";
 		return MBEDTLS_ERR_SSL_INTERNAL_ERROR;
 	}
 	return (int)n;

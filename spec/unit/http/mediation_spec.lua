@@ -732,6 +732,38 @@ describe("HTTP mediation (no VM)", function()
       assert.matches("TLS", ev.reason)
     end)
 
+    it("ends a truncated handshake with an event when the guest gives up", function()
+      g = new_guest(policy(), ca)
+      ip = g:resolve("example.test")
+      local c = g:connect(ip, srv.port)
+      local cli = assert(core.tls_endpoint { role = "client", ca = ca:pem(), sni = "example.test" })
+      cli:handshake()
+      local hello = cli:output()
+      c:write(hello)
+      assert(g:until_(function() return #c.rx > 0 end))
+      c:shutdown()    -- never sends its key exchange
+      assert.is_true(g:until_(function() return c.was_reset or c.fin end))
+      local ev = g.events[#g.events]
+      assert.equal("tls", ev.kind)
+      assert.matches("closed during the handshake", ev.reason)
+    end)
+
+    for _, case in ipairs {
+      { "an oversized record (a 16 KiB+ flood)", "\23\3\3\255\255", "oversized record" },
+      { "a renegotiation attempt", "\22\3\3\0\64", "renegotiation refused" },
+    } do
+      it("closes the flow with an event on " .. case[1] .. " after the handshake", function()
+        local c, _, ok = tls_connect("example.test")
+        assert.is_true(ok)
+        c:write(case[2] .. string.rep("A", 2000))
+        assert.is_true(g:until_(function() return c.was_reset end))
+        local ev = g.events[#g.events]
+        assert.equal("tls", ev.kind)
+        assert.equal("error", ev.decision)
+        assert.matches(case[3], ev.reason, 1, true)
+      end)
+    end
+
     it("refuses TLS flows when no CA was given", function()
       g = new_guest(policy())
       ip = g:resolve("example.test")
