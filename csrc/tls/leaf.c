@@ -6,7 +6,12 @@
  * TLS_LEAF_TTL_MS; at most TLS_LEAF_MAX names are kept, the least recently
  * used going first. A linear scan over 256 entries costs far less than
  * one handshake. A handshake holds a reference, so eviction never frees a
- * certificate in use.
+ * certificate in use; a leaf carries its own copy of the CA certificate,
+ * so one still referenced after tls_leaf_cache_free() (or after the CA is
+ * closed) stays valid until its last tls_leaf_unref().
+ *
+ * Expiry uses the caller's clock (the loop's milliseconds); the
+ * certificate's own validity uses the wall clock.
  */
 
 #include <ctype.h>
@@ -17,6 +22,7 @@
 
 #include "tls/leaf.h"
 
+/* CLOCK_MONOTONIC in microseconds, for the cost of minting */
 static uint64_t mono_us(void)
 {
 	struct timespec ts;
@@ -44,6 +50,10 @@ int tls_leaf_cache_init(struct tls_leaf_cache *c, struct tls_ca *ca, size_t max,
 	return c->slot ? 0 : -1;
 }
 
+/**
+ * tls_leaf_cache_free() - drop the cache's references (handshakes keep theirs)
+ * @c:		cache; tls_leaf_cache_init() makes it usable again
+ */
 void tls_leaf_cache_free(struct tls_leaf_cache *c)
 {
 	size_t i;
@@ -105,11 +115,14 @@ static struct tls_leaf *mint(struct tls_leaf_cache *c, const char *name, uint64_
 	mbedtls_pk_init(&l->key);
 	l->refs = 1;
 	snprintf(l->name, sizeof(l->name), "%s", name);
-	if (tls_ca_issue(c->ca, name, TLS_LEAF_DAYS, &l->chain, &l->key, err, errlen) < 0) {
+	/* @now_ms is the loop's clock, not the wall clock validity needs */
+	if (tls_ca_issue(c->ca, name, (uint64_t)time(NULL), TLS_LEAF_DAYS, &l->chain, &l->key,
+			 err, errlen) < 0) {
 		tls_leaf_unref(l);
 		return NULL;
 	}
 	l->expires_ms = now_ms + c->ttl_ms;
+	c->minted++;
 	c->mint_us += mono_us() - t0;
 	return l;
 }

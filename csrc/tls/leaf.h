@@ -35,15 +35,18 @@ struct tls_leaf {
  * @slot:	cached leaves, @n of them, at most @max
  * @ttl_ms:	see TLS_LEAF_TTL_MS
  * @clock:	LRU counter
- * @hits, @misses, @evicted: statistics
- * @mint_us:	total time spent minting (microseconds), @misses mints
+ * @hits:	lookups answered from the cache
+ * @misses:	lookups that had to mint (absent or expired)
+ * @minted:	leaves minted (misses whose minting succeeded)
+ * @evicted:	leaves pushed out by a newer name (LRU)
+ * @mint_us:	total time spent minting, microseconds (CLOCK_MONOTONIC)
  */
 struct tls_leaf_cache {
 	struct tls_ca *ca;
 	struct tls_leaf **slot;
 	size_t n, max;
 	uint64_t ttl_ms, clock;
-	uint64_t hits, misses, evicted, mint_us;
+	uint64_t hits, misses, minted, evicted, mint_us;
 };
 
 int tls_leaf_cache_init(struct tls_leaf_cache *c, struct tls_ca *ca, size_t max, uint64_t ttl_ms);
