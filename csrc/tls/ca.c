@@ -166,11 +166,14 @@ static int add_aki(mbedtls_x509write_cert *w, const unsigned char *ski, size_t s
  */
 static size_t find_ski(const mbedtls_x509_crt *crt, unsigned char *out)
 {
-	unsigned char *p = crt->v3_ext.p, *end = p + crt->v3_ext.len, *ext_end;
+	unsigned char *p = crt->v3_ext.p, *end, *ext_end;
 	size_t len, olen;
 	int crit;
 
-	if (!p || mbedtls_asn1_get_tag(&p, end, &len, MBEDTLS_ASN1_CONSTRUCTED | MBEDTLS_ASN1_SEQUENCE))
+	if (!p)			/* a v1 certificate */
+		return 0;
+	end = p + crt->v3_ext.len;
+	if (mbedtls_asn1_get_tag(&p, end, &len, MBEDTLS_ASN1_CONSTRUCTED | MBEDTLS_ASN1_SEQUENCE))
 		return 0;
 	while (p < end) {
 		if (mbedtls_asn1_get_tag(&p, end, &len, MBEDTLS_ASN1_CONSTRUCTED | MBEDTLS_ASN1_SEQUENCE))

@@ -46,13 +46,16 @@ function M.cmdline_value()
   return (pem:gsub("%-%-%-%-%-[^\n]*%-%-%-%-%-", ""):gsub("%s", ""))
 end
 
---- Replace the CA by a new one; running VMs keep the old one until they restart.
+--- Replace the CA by a new one; returns the certificate's path, or nil, err.
+-- Running VMs keep the old one until they restart: their netifs hold the
+-- old CA userdata, so it is only forgotten here (its __gc frees it), and
+-- the next M.open() loads the new one.
 function M.rotate()
   local ok, err = files.mkdir_p(files.cache_dir(), tonumber("700", 8))
-  if not ok then return nil, err end
+  if not ok then return nil, "gondolin: cannot create " .. files.cache_dir() .. ": " .. err end
   local done, rerr = core.tls_ca_rotate(M.dir())
   if not done then return nil, "gondolin: " .. rerr end
-  if opened then opened:close() opened = nil end
+  opened = nil
   return M.path()
 end
 

@@ -354,7 +354,7 @@ function M.main(args)
     if cmd == "ca" then return run_ca(args) end
     if cmd == "bash" then return run_bash(args) end
     if cmd:sub(1, 1) == "-" then
-      return die(("unknown option '%s' (valid: --help, --version; or a command: exec, bash, image, SCRIPT.lua)"):format(cmd))
+      return die(("unknown option '%s' (valid: --help, --version; or a command: exec, bash, image, ca, SCRIPT.lua)"):format(cmd))
     end
     return run_script(args)
   end)
