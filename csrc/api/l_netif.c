@@ -493,7 +493,7 @@ static void flow_tls(struct flow *f, const struct clienthello *ch)
 	struct tls_leaf *leaf;
 	char err[160];
 
-	if (!nif->leaves || !nif->tls.seeded) {
+	if (!nif->leaves) {
 		flow_refuse(f, "tls", "TLS interception is not configured (no CA)", ch->sni);
 		return;
 	}
@@ -813,7 +813,8 @@ static void on_handle_closed(uv_handle_t *h)
 	if (--nif->handles > 0)
 		return;
 	policy_unref(nif->policy);
-	tls_server_ctx_free(&nif->tls);
+	if (nif->leaves)
+		tls_server_ctx_free(&nif->tls);
 	free(nif->rx);
 	free(nif->tx[0]);
 	free(nif->tx[1]);
@@ -950,6 +951,8 @@ static int lnetif_stats(lua_State *L)
 
 	api_push_net_stats(L, &nif->net.stats);
 	api_set_int(L, "tx_dropped", (lua_Integer)nif->tx_dropped);
+	api_set_int(L, "tls_handshakes", (lua_Integer)nif->tls.handshakes);
+	api_set_int(L, "tls_failures", (lua_Integer)nif->tls.failures);
 	return 1;
 }
 

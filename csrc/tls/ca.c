@@ -92,66 +92,79 @@ static void set_err(char *err, size_t len, const char *what, int ret)
 /* ---- writing certificates ---- */
 
 /**
+ * put_tlv() - one tag-length-value, written backwards in front of *@p
+ * @p:		write position (moves toward @start)
+ * @start:	the buffer's beginning
+ * @tag:	ASN.1 tag
+ * @v, @n:	the value
+ *
+ * Return: bytes written, or a negative mbedTLS error.
+ */
+static int put_tlv(unsigned char **p, unsigned char *start, int tag, const void *v, size_t n)
+{
+	int len = 0, ret;
+
+	MBEDTLS_ASN1_CHK_ADD(len, mbedtls_asn1_write_raw_buffer(p, start, v, n));
+	MBEDTLS_ASN1_CHK_ADD(len, mbedtls_asn1_write_len(p, start, n));
+	MBEDTLS_ASN1_CHK_ADD(len, mbedtls_asn1_write_tag(p, start, (unsigned char)tag));
+	return len;
+}
+
+/**
+ * set_seq_ext() - a non-critical extension: SEQUENCE { one TLV }
+ * @w:		certificate being written
+ * @oid, @oid_len: the extension
+ * @tag, @v, @n: the TLV inside the SEQUENCE
+ */
+static int set_seq_ext(mbedtls_x509write_cert *w, const char *oid, size_t oid_len,
+		       int tag, const void *v, size_t n)
+{
+	unsigned char buf[TLS_NAME_MAX + 32], *p = buf + sizeof(buf);
+	int len = 0, ret;
+
+	MBEDTLS_ASN1_CHK_ADD(len, put_tlv(&p, buf, tag, v, n));
+	MBEDTLS_ASN1_CHK_ADD(len, mbedtls_asn1_write_len(&p, buf, (size_t)len));
+	MBEDTLS_ASN1_CHK_ADD(len, mbedtls_asn1_write_tag(&p, buf,
+				MBEDTLS_ASN1_CONSTRUCTED | MBEDTLS_ASN1_SEQUENCE));
+	return mbedtls_x509write_crt_set_extension(w, oid, oid_len, 0, p, (size_t)len);
+}
+
+/**
  * add_san() - subjectAltName: one dNSName, or one iPAddress for a literal
  * @w:		certificate being written
  * @name:	the name (checked)
  */
 static int add_san(mbedtls_x509write_cert *w, const char *name)
 {
-	unsigned char buf[TLS_NAME_MAX + 16], *p = buf + sizeof(buf), ip[16];
+	unsigned char ip[16];
 	size_t iplen = 0;
-	int len = 0, ret;
 
 	if (inet_pton(AF_INET, name, ip) == 1)
 		iplen = 4;
 	else if (inet_pton(AF_INET6, name, ip) == 1)
 		iplen = 16;
-	if (iplen) {
-		MBEDTLS_ASN1_CHK_ADD(len, mbedtls_asn1_write_raw_buffer(&p, buf, ip, iplen));
-		MBEDTLS_ASN1_CHK_ADD(len, mbedtls_asn1_write_len(&p, buf, iplen));
-		MBEDTLS_ASN1_CHK_ADD(len, mbedtls_asn1_write_tag(&p, buf, MBEDTLS_ASN1_CONTEXT_SPECIFIC | 7));
-	} else {
-		MBEDTLS_ASN1_CHK_ADD(len, mbedtls_asn1_write_raw_buffer(&p, buf,
-					(const unsigned char *)name, strlen(name)));
-		MBEDTLS_ASN1_CHK_ADD(len, mbedtls_asn1_write_len(&p, buf, strlen(name)));
-		MBEDTLS_ASN1_CHK_ADD(len, mbedtls_asn1_write_tag(&p, buf, MBEDTLS_ASN1_CONTEXT_SPECIFIC | 2));
-	}
-	MBEDTLS_ASN1_CHK_ADD(len, mbedtls_asn1_write_len(&p, buf, (size_t)len));
-	MBEDTLS_ASN1_CHK_ADD(len, mbedtls_asn1_write_tag(&p, buf,
-				MBEDTLS_ASN1_CONSTRUCTED | MBEDTLS_ASN1_SEQUENCE));
-	return mbedtls_x509write_crt_set_extension(w, MBEDTLS_OID_SUBJECT_ALT_NAME,
-			MBEDTLS_OID_SIZE(MBEDTLS_OID_SUBJECT_ALT_NAME), 0, p, (size_t)len);
+	if (iplen)
+		return set_seq_ext(w, MBEDTLS_OID_SUBJECT_ALT_NAME,
+				   MBEDTLS_OID_SIZE(MBEDTLS_OID_SUBJECT_ALT_NAME),
+				   MBEDTLS_ASN1_CONTEXT_SPECIFIC | 7, ip, iplen);
+	return set_seq_ext(w, MBEDTLS_OID_SUBJECT_ALT_NAME, MBEDTLS_OID_SIZE(MBEDTLS_OID_SUBJECT_ALT_NAME),
+			   MBEDTLS_ASN1_CONTEXT_SPECIFIC | 2, name, strlen(name));
 }
 
 /* extendedKeyUsage: serverAuth */
 static int add_eku(mbedtls_x509write_cert *w)
 {
-	unsigned char buf[32], *p = buf + sizeof(buf);
-	int len = 0, ret;
-
-	MBEDTLS_ASN1_CHK_ADD(len, mbedtls_asn1_write_oid(&p, buf, MBEDTLS_OID_SERVER_AUTH,
-				MBEDTLS_OID_SIZE(MBEDTLS_OID_SERVER_AUTH)));
-	MBEDTLS_ASN1_CHK_ADD(len, mbedtls_asn1_write_len(&p, buf, (size_t)len));
-	MBEDTLS_ASN1_CHK_ADD(len, mbedtls_asn1_write_tag(&p, buf,
-				MBEDTLS_ASN1_CONSTRUCTED | MBEDTLS_ASN1_SEQUENCE));
-	return mbedtls_x509write_crt_set_extension(w, MBEDTLS_OID_EXTENDED_KEY_USAGE,
-			MBEDTLS_OID_SIZE(MBEDTLS_OID_EXTENDED_KEY_USAGE), 0, p, (size_t)len);
+	return set_seq_ext(w, MBEDTLS_OID_EXTENDED_KEY_USAGE, MBEDTLS_OID_SIZE(MBEDTLS_OID_EXTENDED_KEY_USAGE),
+			   MBEDTLS_ASN1_OID, MBEDTLS_OID_SERVER_AUTH,
+			   MBEDTLS_OID_SIZE(MBEDTLS_OID_SERVER_AUTH));
 }
 
 /* authorityKeyIdentifier: [0] the CA's subjectKeyIdentifier */
 static int add_aki(mbedtls_x509write_cert *w, const unsigned char *ski, size_t ski_len)
 {
-	unsigned char buf[TLS_SKI_MAX + 8], *p = buf + sizeof(buf);
-	int len = 0, ret;
-
-	MBEDTLS_ASN1_CHK_ADD(len, mbedtls_asn1_write_raw_buffer(&p, buf, ski, ski_len));
-	MBEDTLS_ASN1_CHK_ADD(len, mbedtls_asn1_write_len(&p, buf, ski_len));
-	MBEDTLS_ASN1_CHK_ADD(len, mbedtls_asn1_write_tag(&p, buf, MBEDTLS_ASN1_CONTEXT_SPECIFIC | 0));
-	MBEDTLS_ASN1_CHK_ADD(len, mbedtls_asn1_write_len(&p, buf, (size_t)len));
-	MBEDTLS_ASN1_CHK_ADD(len, mbedtls_asn1_write_tag(&p, buf,
-				MBEDTLS_ASN1_CONSTRUCTED | MBEDTLS_ASN1_SEQUENCE));
-	return mbedtls_x509write_crt_set_extension(w, MBEDTLS_OID_AUTHORITY_KEY_IDENTIFIER,
-			MBEDTLS_OID_SIZE(MBEDTLS_OID_AUTHORITY_KEY_IDENTIFIER), 0, p, (size_t)len);
+	return set_seq_ext(w, MBEDTLS_OID_AUTHORITY_KEY_IDENTIFIER,
+			   MBEDTLS_OID_SIZE(MBEDTLS_OID_AUTHORITY_KEY_IDENTIFIER),
+			   MBEDTLS_ASN1_CONTEXT_SPECIFIC | 0, ski, ski_len);
 }
 
 /**

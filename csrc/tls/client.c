@@ -74,6 +74,7 @@
 #include <mbedtls/oid.h>
 
 #include "tls/client.h"
+#include "tls/conf.h"
 
 #define PEM_CERT_BEGIN	"-----BEGIN CERTIFICATE-----"
 #define SAN_DNS		(MBEDTLS_ASN1_CONTEXT_SPECIFIC | MBEDTLS_X509_SAN_DNS_NAME)
@@ -337,20 +338,11 @@ struct tls_client_conf *tls_client_conf_new(const char *const *ca_pem,
 		snprintf(err, errlen, "no entropy for the TLS client");
 		goto fail;
 	}
-	if (mbedtls_ssl_config_defaults(&conf->ssl, MBEDTLS_SSL_IS_CLIENT,
-					MBEDTLS_SSL_TRANSPORT_STREAM,
-					MBEDTLS_SSL_PRESET_DEFAULT) ||
-	    mbedtls_ssl_conf_alpn_protocols(&conf->ssl, conf->alpn)) {
+	if (tls_conf_base(&conf->ssl, MBEDTLS_SSL_IS_CLIENT, &conf->drbg, conf->alpn)) {
 		snprintf(err, errlen, "cannot configure the TLS client");
 		goto fail;
 	}
-	mbedtls_ssl_conf_min_version(&conf->ssl, MBEDTLS_SSL_MAJOR_VERSION_3,
-				     MBEDTLS_SSL_MINOR_VERSION_3);
-	mbedtls_ssl_conf_max_version(&conf->ssl, MBEDTLS_SSL_MAJOR_VERSION_3,
-				     MBEDTLS_SSL_MINOR_VERSION_3);
 	mbedtls_ssl_conf_authmode(&conf->ssl, MBEDTLS_SSL_VERIFY_REQUIRED);
-	mbedtls_ssl_conf_rng(&conf->ssl, mbedtls_ctr_drbg_random, &conf->drbg);
-	mbedtls_ssl_conf_renegotiation(&conf->ssl, MBEDTLS_SSL_RENEGOTIATION_DISABLED);
 	mbedtls_ssl_conf_session_tickets(&conf->ssl, MBEDTLS_SSL_SESSION_TICKETS_ENABLED);
 	return conf;
 fail:

@@ -40,6 +40,7 @@
 
 #include <mbedtls/error.h>
 
+#include "tls/conf.h"
 #include "tls/leaf.h"
 #include "tls/server.h"
 
@@ -54,9 +55,9 @@ static const int tls_suites[] = {
 
 /**
  * tls_server_ctx_init() - seed the shared random generator
- * @ctx:	context to fill
+ * @ctx:	context to fill (tls_server_ctx_free() it once this succeeded)
  *
- * Return: 0, or -1 when no entropy could be had.
+ * Return: 0, or -1 when no entropy could be had (nothing to free).
  */
 int tls_server_ctx_init(struct tls_server_ctx *ctx)
 {
@@ -67,19 +68,17 @@ int tls_server_ctx_init(struct tls_server_ctx *ctx)
 	mbedtls_ctr_drbg_init(&ctx->drbg);
 	ctx->alpn[0] = "http/1.1";
 	if (mbedtls_ctr_drbg_seed(&ctx->drbg, mbedtls_entropy_func, &ctx->entropy,
-				  (const unsigned char *)pers, sizeof(pers) - 1))
+				  (const unsigned char *)pers, sizeof(pers) - 1)) {
+		tls_server_ctx_free(ctx);
 		return -1;
-	ctx->seeded = true;
+	}
 	return 0;
 }
 
 void tls_server_ctx_free(struct tls_server_ctx *ctx)
 {
-	if (!ctx->alpn[0])
-		return;		/* never initialised */
 	mbedtls_ctr_drbg_free(&ctx->drbg);
 	mbedtls_entropy_free(&ctx->entropy);
-	ctx->seeded = false;
 }
 
 static struct tls_server *tls_of(const struct stream *s)
@@ -460,25 +459,17 @@ static int conf_setup(struct tls_server *t)
 	mbedtls_ssl_config *c = &t->conf;
 	int ret;
 
-	ret = mbedtls_ssl_config_defaults(c, MBEDTLS_SSL_IS_SERVER, MBEDTLS_SSL_TRANSPORT_STREAM,
-					  MBEDTLS_SSL_PRESET_DEFAULT);
+	ret = tls_conf_base(c, MBEDTLS_SSL_IS_SERVER, &t->ctx->drbg, t->ctx->alpn);
 	if (ret)
 		return ret;
-	mbedtls_ssl_conf_rng(c, mbedtls_ctr_drbg_random, &t->ctx->drbg);
-	mbedtls_ssl_conf_min_version(c, MBEDTLS_SSL_MAJOR_VERSION_3, MBEDTLS_SSL_MINOR_VERSION_3);
-	mbedtls_ssl_conf_max_version(c, MBEDTLS_SSL_MAJOR_VERSION_3, MBEDTLS_SSL_MINOR_VERSION_3);
 	mbedtls_ssl_conf_ciphersuites(c, tls_suites);
-	mbedtls_ssl_conf_renegotiation(c, MBEDTLS_SSL_RENEGOTIATION_DISABLED);
 	mbedtls_ssl_conf_session_tickets(c, MBEDTLS_SSL_SESSION_TICKETS_DISABLED);
-	ret = mbedtls_ssl_conf_alpn_protocols(c, t->ctx->alpn);
-	if (ret)
-		return ret;
 	return mbedtls_ssl_conf_own_cert(c, &t->leaf->chain, &t->leaf->key);
 }
 
 /**
  * tls_server_new() - put a TLS server on a guest stream
- * @ctx:	shared state (seeded)
+ * @ctx:	shared state (tls_server_ctx_init() succeeded)
  * @lower:	the TCP stream (its event callback becomes ours)
  * @leaf:	certificate to present; the reference passes to the flow
  * @sni:	the name the ClientHello sent ("" for none)
@@ -517,7 +508,7 @@ struct tls_server *tls_server_new(struct tls_server_ctx *ctx, struct stream *low
 	};
 	mbedtls_ssl_config_init(&t->conf);
 	mbedtls_ssl_init(&t->ssl);
-	if (!ctx->seeded || conf_setup(t) || mbedtls_ssl_setup(&t->ssl, &t->conf)) {
+	if (conf_setup(t) || mbedtls_ssl_setup(&t->ssl, &t->conf)) {
 		tls_server_free(t);
 		return NULL;
 	}
@@ -541,14 +532,4 @@ void tls_server_free(struct tls_server *t)
 	mbedtls_ssl_config_free(&t->conf);
 	tls_leaf_unref(t->leaf);
 	free(t);
-}
-
-const char *tls_server_version(const struct tls_server *t)
-{
-	return t->established ? mbedtls_ssl_get_version(&t->ssl) : "";
-}
-
-const char *tls_server_cipher(const struct tls_server *t)
-{
-	return t->established ? mbedtls_ssl_get_ciphersuite(&t->ssl) : "";
 }

@@ -23,7 +23,6 @@ struct tls_leaf;
  * struct tls_server_ctx - what every guest TLS flow of one interface shares
  * @entropy, @drbg:	its random numbers
  * @alpn:		ALPN protocols offered (NULL-terminated)
- * @seeded:		@drbg is ready
  * @handshakes:		handshakes completed (statistics)
  * @failures:		flows closed by a TLS error
  */
@@ -31,7 +30,6 @@ struct tls_server_ctx {
 	mbedtls_entropy_context entropy;
 	mbedtls_ctr_drbg_context drbg;
 	const char *alpn[2];
-	bool seeded;
 	uint64_t handshakes, failures;
 };
 
@@ -91,7 +89,5 @@ struct tls_server *tls_server_new(struct tls_server_ctx *ctx, struct stream *low
 				  const uint8_t *first, size_t n);
 void tls_server_start(struct tls_server *t);
 void tls_server_free(struct tls_server *t);
-const char *tls_server_version(const struct tls_server *t);
-const char *tls_server_cipher(const struct tls_server *t);
 
 #endif /* GONDOLIN_TLS_SERVER_H */

@@ -79,6 +79,42 @@ function M.run(argv, env)
   return code, table.concat(chunks.out), table.concat(chunks.err)
 end
 
+--- Write a whole file.
+function M.write_file(path, data)
+  local f = assert(io.open(path, "wb"))
+  f:write(data)
+  f:close()
+  return path
+end
+
+--- Read a whole file.
+function M.read_file(path)
+  local f = assert(io.open(path, "rb"))
+  local s = f:read("a")
+  f:close()
+  return s
+end
+
+--- The first audit event whose fields equal those of `want`.
+function M.find_event(events, want)
+  for _, ev in ipairs(events) do
+    local ok = true
+    for k, v in pairs(want) do if ev[k] ~= v then ok = false break end end
+    if ok then return ev end
+  end
+end
+
+--- Drive luv's loop until pred() holds or `seconds` pass; returns pred().
+function M.until_(pred, seconds)
+  local expired = false
+  local t = uv.new_timer()
+  t:start(seconds * 1000, 0, function() expired = true end)
+  while not pred() and not expired do uv.run("once") end
+  t:close()
+  uv.run("nowait")
+  return pred()
+end
+
 --- A fresh temporary directory (the caller removes it).
 function M.tmpdir()
   local d = os.tmpname()

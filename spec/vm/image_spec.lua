@@ -16,12 +16,7 @@ local function my_scratch()
   return out
 end
 
-local function tmpdir()
-  local d = os.tmpname()
-  os.remove(d)
-  assert(files.mkdir_p(d))
-  return d
-end
+local tmpdir = require("helpers.util").tmpdir
 
 describe("base image", function()
   it("is the default image and has bash, curl, git and python3", function()

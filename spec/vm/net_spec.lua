@@ -7,13 +7,7 @@ local http_server = require "helpers.http_server"
 local TIMEOUT = 240   -- seconds, per guest command (TCG is slow)
 
 -- The first event matching every field of want (nil when none).
-local function find_event(events, want)
-  for _, ev in ipairs(events) do
-    local ok = true
-    for k, v in pairs(want) do if ev[k] ~= v then ok = false break end end
-    if ok then return ev end
-  end
-end
+local find_event = require("helpers.util").find_event
 
 describe("HTTP mediation #vm", function()
   local srv, vm, pol, events, audit_file

@@ -9,21 +9,8 @@ local util = require "helpers.util"
 
 local TIMEOUT = 120
 
-local function find_event(events, fields)
-  for i = #events, 1, -1 do
-    local ev, ok = events[i], true
-    for k, v in pairs(fields) do
-      if ev[k] ~= v then ok = false break end
-    end
-    if ok then return ev end
-  end
-end
-
-local function write_file(path, data)
-  local f = assert(io.open(path, "wb"))
-  f:write(data)
-  f:close()
-end
+local find_event = util.find_event
+local write_file = util.write_file
 
 describe("HTTPS through the interception #base", function()
   local vm, pol, srv, bad_srv, wrong_srv, events, dir

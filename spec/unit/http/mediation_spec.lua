@@ -7,6 +7,7 @@ local core = require "gondolin.core"
 local gondolin = require "gondolin"
 local F = require "helpers.frames"
 local http_server = require "helpers.http_server"
+local util = require "helpers.util"
 
 local WAIT = 10   -- seconds, a bound on every wait (never reached when things work)
 
@@ -45,13 +46,7 @@ end
 
 -- Drive the loop until pred() holds (or WAIT seconds pass).
 function Guest:until_(pred)
-  local expired = false
-  local t = uv.new_timer()
-  t:start(WAIT * 1000, 0, function() expired = true end)
-  while not pred() and not expired do uv.run("once") end
-  t:close()
-  uv.run("nowait")
-  return pred()
+  return util.until_(pred, WAIT)
 end
 
 function Guest:close()
@@ -675,6 +670,16 @@ describe("HTTP mediation (no VM)", function()
       return got
     end
 
+    -- A guest connection that has sent only its ClientHello (for example.test).
+    local function hello_only(tls_ca)
+      g = new_guest(policy(), tls_ca)
+      ip = g:resolve("example.test")
+      local c = g:connect(ip, srv.port)
+      local cli = assert(core.tls_endpoint { role = "client", ca = ca:pem(), sni = "example.test" })
+      cli:handshake()
+      return c, cli:output()
+    end
+
     it("presents a leaf for the SNI that verifies against the CA, TLS 1.2 with ALPN http/1.1", function()
       local _, cli, ok, err = tls_connect("example.test")
       assert.is_true(ok, err)
@@ -682,6 +687,7 @@ describe("HTTP mediation (no VM)", function()
       assert.equal("TLSv1.2", info.version)
       assert.equal("http/1.1", info.alpn)
       assert.matches("CN=example.test", info.peer_subject, 1, true)
+      assert.equal(1, g.netif:stats().tls_handshakes)
     end)
 
     it("mints once per name and serves the next handshake from the cache", function()
@@ -719,13 +725,10 @@ describe("HTTP mediation (no VM)", function()
     end)
 
     it("resets the flow with an event on garbage after the ClientHello", function()
-      g = new_guest(policy(), ca)
-      ip = g:resolve("example.test")
-      local c = g:connect(ip, srv.port)
-      local cli = assert(core.tls_endpoint { role = "client", ca = ca:pem(), sni = "example.test" })
-      cli:handshake()
-      c:write(cli:output() .. string.rep("\x16\x03\x03\xff\xff garbage ", 200))
+      local c, hello = hello_only(ca)
+      c:write(hello .. string.rep("\x16\x03\x03\xff\xff garbage ", 200))
       assert.is_true(g:until_(function() return c.was_reset or c.fin end))
+      assert.equal(1, g.netif:stats().tls_failures)
       local ev = g.events[#g.events]
       assert.equal("tls", ev.kind)
       assert.equal("error", ev.decision)
@@ -733,12 +736,7 @@ describe("HTTP mediation (no VM)", function()
     end)
 
     it("ends a truncated handshake with an event when the guest gives up", function()
-      g = new_guest(policy(), ca)
-      ip = g:resolve("example.test")
-      local c = g:connect(ip, srv.port)
-      local cli = assert(core.tls_endpoint { role = "client", ca = ca:pem(), sni = "example.test" })
-      cli:handshake()
-      local hello = cli:output()
+      local c, hello = hello_only(ca)
       c:write(hello)
       assert(g:until_(function() return #c.rx > 0 end))
       c:shutdown()    -- never sends its key exchange
@@ -765,12 +763,8 @@ describe("HTTP mediation (no VM)", function()
     end
 
     it("refuses TLS flows when no CA was given", function()
-      g = new_guest(policy())
-      ip = g:resolve("example.test")
-      local c = g:connect(ip, srv.port)
-      local cli = assert(core.tls_endpoint { role = "client", ca = ca:pem(), sni = "example.test" })
-      cli:handshake()
-      c:write(cli:output())
+      local c, hello = hello_only(nil)
+      c:write(hello)
       assert.is_true(g:until_(function() return c.was_reset end))
       assert.matches("no CA", g.events[#g.events].reason)
     end)

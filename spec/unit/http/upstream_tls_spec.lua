@@ -12,22 +12,8 @@ local http_server = require "helpers.http_server"
 local WAIT = 20   -- seconds, a bound on every wait (never reached when things work)
 
 -- Drive the loop until pred() holds or WAIT seconds pass.
-local function until_(pred)
-  local expired = false
-  local t = uv.new_timer()
-  t:start(WAIT * 1000, 0, function() expired = true end)
-  while not pred() and not expired do uv.run("once") end
-  t:close()
-  uv.run("nowait")
-  return pred()
-end
-
-local function read_file(path)
-  local f = assert(io.open(path, "rb"))
-  local s = f:read("a")
-  f:close()
-  return s
-end
+local function until_(pred) return util.until_(pred, WAIT) end
+local read_file = util.read_file
 
 local function sh(cmd)
   local rc, out = util.sh(cmd .. " 2>&1")

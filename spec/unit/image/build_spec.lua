@@ -7,12 +7,7 @@ local files = require "gondolin.files"
 local json = require "gondolin.json"
 local uv = require "luv"
 
-local function tmpdir()
-  local d = os.tmpname()
-  os.remove(d)
-  assert(files.mkdir_p(d))
-  return d
-end
+local tmpdir = require("helpers.util").tmpdir
 
 local function write(path, data)
   assert(files.write_atomic(path, data))

@@ -1,12 +1,7 @@
 -- image/description.lua: one clear error per mistake; a canonical form.
 local description = require "gondolin.image.description"
 
-local function tmpdir()
-  local d = os.tmpname()
-  os.remove(d)
-  assert(os.execute("mkdir -p " .. d))
-  return d
-end
+local tmpdir = require("helpers.util").tmpdir
 
 local function err_of(t, dir)
   local ok, err = pcall(description.check, t, "test.lua", dir or ".")

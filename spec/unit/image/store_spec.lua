@@ -3,12 +3,7 @@ local store_mod = require "gondolin.image.store"
 local files = require "gondolin.files"
 local json = require "gondolin.json"
 
-local function tmpdir()
-  local d = os.tmpname()
-  os.remove(d)
-  assert(files.mkdir_p(d))
-  return d
-end
+local tmpdir = require("helpers.util").tmpdir
 
 -- A complete object made by hand (what a build leaves behind).
 local function put_object(st, id, extra)

@@ -12,11 +12,7 @@ local function err_of(fn, ...)
   return tostring(err)
 end
 
-local function write(path, data)
-  local f = assert(io.open(path, "wb"))
-  f:write(data)
-  f:close()
-end
+local write = util.write_file
 
 describe("policy option upstream_ca", function()
   local dir, ca, ca2

@@ -9,18 +9,9 @@ local function mode(path)
   return uv.fs_stat(path).mode & tonumber("777", 8)
 end
 
-local function write(path, data)
-  local f = assert(io.open(path, "wb"))
-  f:write(data)
-  f:close()
-end
+local write = util.write_file
 
-local function read(path)
-  local f = assert(io.open(path, "rb"))
-  local s = f:read("a")
-  f:close()
-  return s
-end
+local read = util.read_file
 
 -- Pump bytes between two endpoints until both handshakes end (bounded).
 local function handshake(cli, srv)
