@@ -94,13 +94,15 @@ test-vm: all kernel stock-kernel
 	$(BUSTED) --run=vm
 
 # ASan needs its runtime first in the process; lua5.4 is not built with it.
-# Children (qemu-img) must not inherit the preload: it hangs them.
+# Children (qemu-img) must not inherit the preload: it hangs them; specs
+# that run bin/gondolin put it back for that child (helpers/util.lua).
 ASAN_SO := $(BUILD)/asan/gondolin/core.so
 asan:
 	@mkdir -p $(dir $(ASAN_SO))
 	$(CLANG) $(HOST_CFLAGS) -O1 -fno-omit-frame-pointer -fsanitize=address,undefined \
 		-fno-sanitize-recover=all -shared -o $(ASAN_SO) $(CORE_SRC) $(HOST_LIBS)
 	LD_PRELOAD="$$($(CLANG) -print-file-name=libclang_rt.asan-x86_64.so)" \
+	GONDOLIN_ASAN_RUNTIME="$$($(CLANG) -print-file-name=libclang_rt.asan-x86_64.so)" \
 	ASAN_OPTIONS=detect_leaks=0 GONDOLIN_CPATH=$(BUILD)/asan/?.so \
 		$(LUA) -e 'require("luv").os_unsetenv("LD_PRELOAD")' /usr/bin/busted --run=unit
 

@@ -79,6 +79,14 @@ function M.run(argv, env)
   return code, table.concat(chunks.out), table.concat(chunks.err)
 end
 
+--- A shell command line running bin/gondolin with `args` (a string).
+-- Under `make asan` the module needs the ASan runtime preloaded, which
+-- the spec process keeps from its other children.
+function M.gondolin_cmd(args)
+  local rt = os.getenv "GONDOLIN_ASAN_RUNTIME"
+  return (rt and "LD_PRELOAD=" .. rt .. " " or "") .. "lua5.4 bin/gondolin " .. args
+end
+
 --- Write a whole file.
 function M.write_file(path, data)
   local f = assert(io.open(path, "wb"))
