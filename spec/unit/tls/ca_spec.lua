@@ -36,10 +36,12 @@ local function pair(ca, name, trust, sni, alpn)
   return cli, srv
 end
 
--- What openssl says about a PEM certificate: (command args) -> output.
+-- What openssl says about a PEM certificate: (command args, with {pem}
+-- where its file goes) -> output.
 local function openssl(dir, pem, args)
   write(dir .. "/x.pem", pem)
-  local _, out = util.sh(("openssl %s 2>&1"):format(args:gsub("X", dir .. "/x.pem")))
+  local file = dir .. "/x.pem"
+  local _, out = util.sh(("openssl %s 2>&1"):format((args:gsub("{pem}", function() return file end))))
   return out
 end
 
@@ -69,7 +71,7 @@ describe("core.tls_ca", function()
 
   it("makes a CA certificate as specified: EC P-256, CA:true pathlen 0, keyCertSign, 10 years", function()
     local ca = assert(core.tls_ca(dir))
-    local text = openssl(dir, ca:pem(), "x509 -noout -text -in X")
+    local text = openssl(dir, ca:pem(), "x509 -noout -text -in {pem}")
     assert.matches("Subject: CN = gondolin MITM CA, O = gondolin", text, 1, true)
     assert.matches("Issuer: CN = gondolin MITM CA, O = gondolin", text, 1, true)
     assert.matches("ecdsa-with-SHA256", text, 1, true)
@@ -122,7 +124,7 @@ describe("core.tls_ca", function()
     uv.fs_chmod(dir .. "/ca.key", tonumber("600", 8))
     local ca = assert(core.tls_ca(dir))
     local cert = assert(ca:issue("example.test"))
-    local out = openssl(dir, cert, "verify -CAfile " .. dir .. "/ca.crt -verify_hostname example.test X")
+    local out = openssl(dir, cert, "verify -CAfile " .. dir .. "/ca.crt -verify_hostname example.test {pem}")
     assert.matches(": OK", out, 1, true)
     local cli, srv = pair(ca, "example.test", ca:pem(), "example.test")
     assert.is_true(handshake(cli, srv))
@@ -216,21 +218,21 @@ describe("ca:issue", function()
       local cli, srv = pair(ca, name, ca:pem(), nil)
       assert.is_true(handshake(cli, srv))
       assert.same({ want }, cli:info().peer_san)
-      local out = openssl(dir, (ca:issue(name)), ("verify -CAfile %s/ca/ca.crt -verify_ip %s X"):format(dir, name))
+      local out = openssl(dir, (ca:issue(name)), ("verify -CAfile %s/ca/ca.crt -verify_ip %s {pem}"):format(dir, name))
       assert.matches(": OK", out, 1, true)
-      out = openssl(dir, (ca:issue(name)), ("verify -CAfile %s/ca/ca.crt -verify_ip 10.9.9.9 X"):format(dir))
+      out = openssl(dir, (ca:issue(name)), ("verify -CAfile %s/ca/ca.crt -verify_ip 10.9.9.9 {pem}"):format(dir))
       assert.falsy(out:find(": OK", 1, true))
     end
   end)
 
   it("sets the leaf extensions: CA:false, digitalSignature, serverAuth, AKI = the CA's SKI", function()
-    local text = openssl(dir, (ca:issue("example.test")), "x509 -noout -text -in X")
+    local text = openssl(dir, (ca:issue("example.test")), "x509 -noout -text -in {pem}")
     assert.matches("Subject: CN = example.test", text, 1, true)
     assert.matches("CA:FALSE", text, 1, true)
     assert.matches("Key Usage: critical%s+Digital Signature", text)
     assert.matches("TLS Web Server Authentication", text, 1, true)
     assert.matches("DNS:example.test", text, 1, true)
-    local ski = openssl(dir, ca:pem(), "x509 -noout -text -in X"):match("Subject Key Identifier:%s*\n%s*([%x:]+)")
+    local ski = openssl(dir, ca:pem(), "x509 -noout -text -in {pem}"):match("Subject Key Identifier:%s*\n%s*([%x:]+)")
     assert.matches("Authority Key Identifier:%s*\n%s*[keyid:]*" .. ski, text)
     local days = text:match("Not After : (%a+%s+%d+ [%d:]+ %d+)")
     assert.truthy(days)
@@ -260,7 +262,7 @@ describe("ca:leaf and ca:stats", function()
     local st = ca:stats()
     assert.same({ hits = 1, misses = 1, minted = 1, evicted = 0, size = 1 },
                 { hits = st.hits, misses = st.misses, minted = st.minted, evicted = st.evicted, size = st.size })
-    assert.matches("CN = a.test", openssl(dir, a, "x509 -noout -subject -in X"), 1, true)
+    assert.matches("CN = a.test", openssl(dir, a, "x509 -noout -subject -in {pem}"), 1, true)
     assert(ca:leaf("b.test"))
     assert(ca:leaf("a.test"))                     -- a is now the most recent
     assert(ca:leaf("c.test"))                     -- evicts b
