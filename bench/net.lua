@@ -3,7 +3,9 @@
 -- download throughput and new-connection rate, plus host CPU per GiB.
 -- Run: gondolin bench/net.lua [MiB] [connections] [rounds]
 -- A second part does HTTPS through the interception (base image, curl)
--- beside plain HTTP through gondolin and slirp, and new TLS connections/s.
+-- beside plain HTTP through gondolin and slirp, and new TLS connections/s,
+-- with how busy the guest's CPU and this process were during the HTTPS
+-- download (which side bounds it).
 --
 -- The machines are shared and noisy, so both VMs stay up and the
 -- measurements alternate between them for `rounds` rounds; the medians are
@@ -169,28 +171,44 @@ do
     sh(v, "curl -sS -o /dev/null " .. url)
     return MIB / ((uv.hrtime() - t0) / 1e9)
   end
+  -- HTTPS: also the guest's CPU time over the wall time (bash's `time`), and
+  -- this process's CPU per GiB.
+  local function https_rate(v, url)
+    local c0, t0 = cpu_seconds(), uv.hrtime()
+    local r = v:exec { "/bin/bash", "-c", "TIMEFORMAT='%R %U %S'; { time curl -sS -o /dev/null " .. url .. " ; } 2>&1" }
+    assert(r.code == 0, r.stdout .. r.stderr)
+    local out = r.stdout
+    local secs, cpu = (uv.hrtime() - t0) / 1e9, cpu_seconds() - c0
+    local real, user, sys = out:match("([%d.]+) ([%d.]+) ([%d.]+)")
+    return MIB / secs, (tonumber(user) + tonumber(sys)) / tonumber(real), cpu / (MIB / 1024)
+  end
   local function conns(v, url, n)
     local t0 = uv.hrtime()
     sh(v, ("i=0; while [ $i -lt %d ]; do curl -sS -o /dev/null %s || exit 1; i=$((i+1)); done"):format(n, url))
     return n / ((uv.hrtime() - t0) / 1e9)
   end
-  local r = { https = {}, http = {}, slirp = {}, hs = {}, hs_plain = {} }
+  local suite = sh(vm, ("curl -sv -o /dev/null https://bench.test:%d/small 2>&1"):format(tport))
+    :match("SSL connection using (TLSv[%d.]+ / %S+)")
+  local r = { https = {}, http = {}, slirp = {}, hs = {}, hs_plain = {}, busy = {}, host = {} }
   local n = math.max(10, CONNS // 10)
   for i = 1, ROUNDS do
-    r.https[i] = curl_rate(vm, ("https://bench.test:%d/blob"):format(tport))
+    r.https[i], r.busy[i], r.host[i] = https_rate(vm, ("https://bench.test:%d/blob"):format(tport))
     r.http[i] = curl_rate(vm, ("http://bench.test:%d/bytes/%d"):format(hport, MIB * 1048576))
     r.slirp[i] = curl_rate(svm, ("http://10.0.2.2:%d/bytes/%d"):format(hport, MIB * 1048576))
     r.hs[i] = conns(vm, ("https://bench.test:%d/small"):format(tport), n)
     r.hs_plain[i] = conns(vm, ("http://bench.test:%d/bytes/2"):format(hport), n)
-    io.stderr:write(("https round %d: https %.1f, http %.1f, slirp %.1f MiB/s; new conns/s https %.1f http %.1f\n")
-      :format(i, r.https[i], r.http[i], r.slirp[i], r.hs[i], r.hs_plain[i]))
+    io.stderr:write(("https round %d: https %.1f, http %.1f, slirp %.1f MiB/s (guest CPU %.0f%% busy); new conns/s https %.1f http %.1f\n")
+      :format(i, r.https[i], r.http[i], r.slirp[i], r.busy[i] * 100, r.hs[i], r.hs_plain[i]))
   end
   svm:close()
   local function med(t) table.sort(t) local k = #t return k % 2 == 1 and t[(k + 1) / 2] or (t[k / 2] + t[k / 2 + 1]) / 2 end
   local https, http, slirp = med(r.https), med(r.http), med(r.slirp)
-  print(("https: %d MiB with curl in the base image; medians of %d alternating rounds"):format(MIB, ROUNDS))
+  print(("https: %d MiB with curl in the base image (%s, %s); medians of %d alternating rounds")
+    :format(MIB, suite, vm.accel, ROUNDS))
   print(("  %-20s gondolin https %7.1f MiB/s  gondolin http %7.1f  slirp http %7.1f  https/slirp %.2fx (target >= 0.7x)")
     :format("download", https, http, slirp, https / slirp))
+  print(("  %-20s guest CPU %.0f%% busy during it (curl's user+sys over wall); this process %.2f s/GiB")
+    :format("https bound", med(r.busy) * 100, med(r.host)))
   print(("  %-20s https %7.1f /s  http %7.1f /s (a curl process each)"):format("new connections", med(r.hs), med(r.hs_plain)))
   local st = ca_mod.open():stats()
   if st.misses > 0 then

@@ -89,7 +89,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	(void)argc;
 	(void)argv;
 	if (!mkdtemp(dir) || tls_ca_open(&ca, dir, err, sizeof(err)) < 0 ||
-	    tls_leaf_cache_init(&cache, &ca, 4, 0) < 0 || tls_server_ctx_init(&sctx) < 0)
+	    tls_leaf_cache_init(&cache, &ca, 4, 0) < 0 || tls_server_ctx_init(&sctx, false) < 0)
 		abort();
 	/* the CA lives in memory from here on: leave nothing behind */
 	snprintf(err, sizeof(err), "%s/ca.key", dir);

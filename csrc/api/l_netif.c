@@ -852,9 +852,9 @@ static void netif_shut(struct netif *nif)
 }
 
 /*
- * core.netif(fd, {on_event = fn, policy = compiled, tls_ca = core.tls_ca})
- * -> netif; owns fd from now on. Without a policy every HTTP request is
- * denied; without a CA every TLS flow is refused.
+ * core.netif(fd, {on_event = fn, policy = compiled, tls_ca = core.tls_ca,
+ * tls_chacha_first = bool}) -> netif; owns fd from now on. Without a policy
+ * every HTTP request is denied; without a CA every TLS flow is refused.
  */
 static int lnetif_new(lua_State *L)
 {
@@ -863,7 +863,7 @@ static int lnetif_new(lua_State *L)
 		.tcp_accept = on_tcp_accept, .tcp_event = on_tcp_event,
 	};
 	int fd = (int)luaL_checkinteger(L, 1);
-	bool hook_req = false, hook_res = false;
+	bool hook_req = false, hook_res = false, chacha;
 	struct policy *pol = NULL;
 	const char *err = NULL;
 	struct net_config cfg;
@@ -917,7 +917,10 @@ static int lnetif_new(lua_State *L)
 	lua_setiuservalue(L, -2, UV_POLICY);
 	if (lua_getfield(L, 2, "tls_ca") != LUA_TNIL) {
 		nif->leaves = api_tls_cache(L, -1);
-		if (tls_server_ctx_init(&nif->tls) < 0)
+		lua_getfield(L, 2, "tls_chacha_first");
+		chacha = lua_toboolean(L, -1);
+		lua_pop(L, 1);
+		if (tls_server_ctx_init(&nif->tls, chacha) < 0)
 			nif->leaves = NULL;
 	}
 	lua_setiuservalue(L, -2, UV_TLS_CA);
@@ -952,6 +955,7 @@ static int lnetif_stats(lua_State *L)
 	api_push_net_stats(L, &nif->net.stats);
 	api_set_int(L, "tx_dropped", (lua_Integer)nif->tx_dropped);
 	api_set_int(L, "tls_handshakes", (lua_Integer)nif->tls.handshakes);
+	api_set_int(L, "tls_resumed", (lua_Integer)nif->tls.resumed);
 	api_set_int(L, "tls_failures", (lua_Integer)nif->tls.failures);
 	return 1;
 }

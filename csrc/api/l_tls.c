@@ -9,12 +9,14 @@
  *   ca:close()
  * core.tls_ca_rotate(dir) -> true | nil, err, "ca"
  * core.tls_endpoint{role =, ca =, sni =, cert =, key =, alpn =,
- *                   min_version =, max_version =} -> ep | nil, err, "tls"
+ *                   min_version =, max_version =, session =}
+ *   -> ep | nil, err, "tls"
  *   a TLS endpoint over memory, the caller moving the bytes:
  *   ep:feed(bytes) (ep:feed() for EOF), ep:output() -> bytes,
  *   ep:handshake() -> true | false (more bytes needed) | nil, err,
  *   ep:write(s) -> n, ep:read() -> s ("" none yet) | nil, "closed" | nil, err,
- *   ep:close_notify(), ep:info(), ep:close()
+ *   ep:close_notify(), ep:info(), ep:session() -> bytes (a client's, to
+ *   resume with option session) | nil, err, "tls", ep:close()
  *
  * Lifetime of a CA. C code that keeps a CA's leaf cache (a netif) gets it
  * from api_tls_cache() and must keep the userdata reachable, in a user
@@ -476,6 +478,29 @@ static int ep_trust(lua_State *L, struct lep *e, bool server, const char **what)
 	return mbedtls_ssl_conf_own_cert(&e->conf, &e->own, &e->key);
 }
 
+/* option session = ep:session() of an earlier client: offer to resume it */
+static int opt_session(lua_State *L, struct lep *e)
+{
+	mbedtls_ssl_session sess;
+	const char *p;
+	size_t len;
+	int ret;
+
+	lua_getfield(L, 1, "session");
+	p = lua_tolstring(L, -1, &len);
+	if (!p && !lua_isnil(L, -1))
+		return luaL_error(L, "session must be a string (from ep:session())");
+	lua_pop(L, 1);
+	if (!p)
+		return 0;
+	mbedtls_ssl_session_init(&sess);
+	ret = mbedtls_ssl_session_load(&sess, (const unsigned char *)p, len);
+	if (!ret)
+		ret = mbedtls_ssl_set_session(&e->ssl, &sess);
+	mbedtls_ssl_session_free(&sess);
+	return ret;
+}
+
 /**
  * ep_setup() - configure @e from the options at index 1
  * @L:		Lua state
@@ -523,6 +548,10 @@ static int ep_setup(lua_State *L, struct lep *e, bool server, const char **what)
 		ret = mbedtls_ssl_set_hostname(&e->ssl, lua_tostring(L, -1));
 	}
 	lua_pop(L, 1);
+	if (!ret && !server) {
+		*what = "session";
+		ret = opt_session(L, e);
+	}
 	mbedtls_ssl_set_bio(&e->ssl, e, ep_send, ep_recv, NULL);
 	return ret;
 }
@@ -756,6 +785,33 @@ static int lep_info(lua_State *L)
 	return 1;
 }
 
+/* ep:session() -> the client's session, serialised | nil, err, "tls" */
+static int lep_session(lua_State *L)
+{
+	struct lep *e = check_ep(L);
+	mbedtls_ssl_session sess;
+	unsigned char *buf = NULL;
+	size_t len = 0;
+	int ret;
+
+	luaL_argcheck(L, e->done && e->conf.endpoint == MBEDTLS_SSL_IS_CLIENT, 1,
+		      "a session is a client's, after its handshake");
+	mbedtls_ssl_session_init(&sess);
+	ret = mbedtls_ssl_get_session(&e->ssl, &sess);
+	if (!ret) {
+		ret = mbedtls_ssl_session_save(&sess, NULL, 0, &len);
+		if (ret == MBEDTLS_ERR_SSL_BUFFER_TOO_SMALL && (buf = malloc(len)))
+			ret = mbedtls_ssl_session_save(&sess, buf, len, &len);
+		else if (ret == MBEDTLS_ERR_SSL_BUFFER_TOO_SMALL)
+			ret = MBEDTLS_ERR_SSL_ALLOC_FAILED;
+	}
+	mbedtls_ssl_session_free(&sess);
+	if (!ret)
+		lua_pushlstring(L, (const char *)buf, len);
+	free(buf);
+	return ret ? ep_fail(L, "session", ret) : 1;
+}
+
 /* ep:close(), __close, __gc: true; a second call does nothing */
 static int lep_close(lua_State *L)
 {
@@ -775,7 +831,8 @@ static const luaL_Reg ca_meta[] = {
 static const luaL_Reg ep_methods[] = {
 	{ "feed", lep_feed }, { "output", lep_output }, { "handshake", lep_handshake },
 	{ "write", lep_write }, { "read", lep_read }, { "close_notify", lep_close_notify },
-	{ "info", lep_info }, { "close", lep_close }, { NULL, NULL }
+	{ "info", lep_info }, { "session", lep_session }, { "close", lep_close },
+	{ NULL, NULL }
 };
 static const luaL_Reg ep_meta[] = {
 	{ "__gc", lep_close }, { "__close", lep_close }, { NULL, NULL }

@@ -14,6 +14,10 @@
  * synthetic DNS name; the caller decides), so the configuration is per
  * flow and no SNI callback is needed. TLS 1.2 only (mbedTLS 2.28 has no
  * 1.3), ECDHE-ECDSA with AEAD suites, ALPN http/1.1, no renegotiation.
+ * Our order of suites decides: AES-GCM first, or ChaCha20-Poly1305 first
+ * for a guest without fast AES (an emulated CPU; docs/performance.md).
+ * Session tickets, sealed with a key of the interface's that rotates
+ * hourly, let a guest client resume without verifying a certificate again.
  *
  * Bytes in: mbedTLS pulls ciphertext through tls_recv(), first what the
  * classifier already read, then straight from the TCP stream. We follow
@@ -46,29 +50,43 @@
 
 #define REC_HANDSHAKE	22
 
-static const int tls_suites[] = {
+#define TICKET_LIFETIME_S 3600
+
+static const int suites_aes_first[] = {
 	MBEDTLS_TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
 	MBEDTLS_TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256,
 	MBEDTLS_TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
 	0
 };
 
+static const int suites_chacha_first[] = {
+	MBEDTLS_TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256,
+	MBEDTLS_TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
+	MBEDTLS_TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
+	0
+};
+
 /**
- * tls_server_ctx_init() - seed the shared random generator
+ * tls_server_ctx_init() - seed the shared random generator and ticket key
  * @ctx:	context to fill (tls_server_ctx_free() it once this succeeded)
+ * @chacha_first: prefer ChaCha20-Poly1305 to AES-GCM
  *
  * Return: 0, or -1 when no entropy could be had (nothing to free).
  */
-int tls_server_ctx_init(struct tls_server_ctx *ctx)
+int tls_server_ctx_init(struct tls_server_ctx *ctx, bool chacha_first)
 {
 	static const char pers[] = "gondolin tls server";
 
 	memset(ctx, 0, sizeof(*ctx));
 	mbedtls_entropy_init(&ctx->entropy);
 	mbedtls_ctr_drbg_init(&ctx->drbg);
+	mbedtls_ssl_ticket_init(&ctx->ticket);
 	ctx->alpn[0] = "http/1.1";
+	ctx->suites = chacha_first ? suites_chacha_first : suites_aes_first;
 	if (mbedtls_ctr_drbg_seed(&ctx->drbg, mbedtls_entropy_func, &ctx->entropy,
-				  (const unsigned char *)pers, sizeof(pers) - 1)) {
+				  (const unsigned char *)pers, sizeof(pers) - 1) ||
+	    mbedtls_ssl_ticket_setup(&ctx->ticket, mbedtls_ctr_drbg_random, &ctx->drbg,
+				     MBEDTLS_CIPHER_AES_256_GCM, TICKET_LIFETIME_S)) {
 		tls_server_ctx_free(ctx);
 		return -1;
 	}
@@ -77,8 +95,28 @@ int tls_server_ctx_init(struct tls_server_ctx *ctx)
 
 void tls_server_ctx_free(struct tls_server_ctx *ctx)
 {
+	mbedtls_ssl_ticket_free(&ctx->ticket);
 	mbedtls_ctr_drbg_free(&ctx->drbg);
 	mbedtls_entropy_free(&ctx->entropy);
+}
+
+/* mbedTLS's ticket callbacks share one argument: ours, for the counter */
+static int ticket_write(void *arg, const mbedtls_ssl_session *session, unsigned char *start,
+			const unsigned char *end, size_t *len, uint32_t *lifetime)
+{
+	struct tls_server_ctx *ctx = arg;
+
+	return mbedtls_ssl_ticket_write(&ctx->ticket, session, start, end, len, lifetime);
+}
+
+static int ticket_parse(void *arg, mbedtls_ssl_session *session, unsigned char *buf, size_t len)
+{
+	struct tls_server_ctx *ctx = arg;
+	int ret = mbedtls_ssl_ticket_parse(&ctx->ticket, session, buf, len);
+
+	if (ret == 0)
+		ctx->resumed++;
+	return ret;
 }
 
 static struct tls_server *tls_of(const struct stream *s)
@@ -462,8 +500,8 @@ static int conf_setup(struct tls_server *t)
 	ret = tls_conf_base(c, MBEDTLS_SSL_IS_SERVER, &t->ctx->drbg, t->ctx->alpn);
 	if (ret)
 		return ret;
-	mbedtls_ssl_conf_ciphersuites(c, tls_suites);
-	mbedtls_ssl_conf_session_tickets(c, MBEDTLS_SSL_SESSION_TICKETS_DISABLED);
+	mbedtls_ssl_conf_ciphersuites(c, t->ctx->suites);
+	mbedtls_ssl_conf_session_tickets_cb(c, ticket_write, ticket_parse, t->ctx);
 	return mbedtls_ssl_conf_own_cert(c, &t->leaf->chain, &t->leaf->key);
 }
 

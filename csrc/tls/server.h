@@ -10,6 +10,7 @@
 #include <mbedtls/ctr_drbg.h>
 #include <mbedtls/entropy.h>
 #include <mbedtls/ssl.h>
+#include <mbedtls/ssl_ticket.h>
 
 #include "net/stream.h"
 
@@ -22,18 +23,23 @@ struct tls_leaf;
 /**
  * struct tls_server_ctx - what every guest TLS flow of one interface shares
  * @entropy, @drbg:	its random numbers
+ * @ticket:		session ticket keys
  * @alpn:		ALPN protocols offered (NULL-terminated)
+ * @suites:		cipher suites, ours first (0-terminated)
  * @handshakes:		handshakes completed (statistics)
+ * @resumed:		of them, resumed from a ticket
  * @failures:		flows closed by a TLS error
  */
 struct tls_server_ctx {
 	mbedtls_entropy_context entropy;
 	mbedtls_ctr_drbg_context drbg;
+	mbedtls_ssl_ticket_context ticket;
 	const char *alpn[2];
-	uint64_t handshakes, failures;
+	const int *suites;
+	uint64_t handshakes, resumed, failures;
 };
 
-int tls_server_ctx_init(struct tls_server_ctx *ctx);
+int tls_server_ctx_init(struct tls_server_ctx *ctx, bool chacha_first);
 void tls_server_ctx_free(struct tls_server_ctx *ctx);
 
 /**

@@ -10,7 +10,7 @@
  * a compiled-in path (curl, git, python's ssl, apt) see it too. The bind
  * mount works on a read-only root and never reaches the disk, so a
  * checkpoint never captures a CA that may later be rotated. Exec sessions
- * get the usual variables pointing at these files (spawn.c).
+ * get the usual variables pointing at TRUST_CA (spawn.c says why).
  */
 
 #include <errno.h>

@@ -29,6 +29,11 @@ local OPTIONS = { "image", "memory", "cpus", "accel", "env", "cwd", "boot_timeou
                   "append", "start", "qemu", "console", "policy", "rootfs", "disk_size", "checkpoint" }
 local CONSOLE_TAIL = 16 * 1024
 local KVM_PROBE_SECONDS = 5   -- a KVM boot that has not said hello by then is retried under TCG
+-- Under TCG, QEMU's emulated AVX and SSSE3 make OpenSSL's vector code slower
+-- than its scalar code (ChaCha20 3x, AES-GCM 3x; docs/performance.md), so
+-- exec sessions ask OpenSSL to leave them out. First in the env: the
+-- image's, the VM's or an exec's own OPENSSL_ia32cap wins.
+local TCG_OPENSSL_CAPS = "OPENSSL_ia32cap=~0x1000020000000000:~0x20"
 local QUIT_GRACE_SECONDS = 2
 local CHECKPOINT_QUIT_SECONDS = 30   -- QEMU flushes the overlay before it exits
 local MAX_SESSIONS = 256
@@ -208,6 +213,7 @@ function VM:_launch(img, accel)
   self.netif = core.netif(net_h, {
     policy = pol and pol._c,
     tls_ca = tls_ca,
+    tls_chacha_first = accel == "tcg",   -- emulated AES is the slower (docs/performance.md)
     on_event = pol and pol:wants_events() and function(ev) self:_on_net_event(ev) end or nil,
   })
   self.console_pipe = read_into(con_h, self.console, self.o.console == "stderr")
@@ -297,6 +303,7 @@ function VM:start()
     if ok then
       if self.o.accel == "auto" and accel == "kvm" then qemu.save_verdict("kvm") end
       self.accel = accel
+      if accel == "tcg" then table.insert(self.o.env, 1, TCG_OPENSSL_CAPS) end
       self.running = true
       return true
     end

@@ -118,6 +118,35 @@ describe("HTTPS through the interception #base", function()
     assert.equal(flows[1], flows[2])
   end)
 
+  it("lets a guest client resume its session from the host's ticket", function()
+    local before = vm.netif:stats()
+    local get = [[printf 'GET /hello HTTP/1.1\r\nHost: example.test:PORT\r\nConnection: close\r\n\r\n' |
+                  openssl s_client -ign_eof -connect example.test:PORT -servername example.test]]
+    local r = sh(get .. " -sess_out /tmp/sess >/dev/null 2>&1 && " .. get .. " -sess_in /tmp/sess 2>&1")
+    assert.equal(0, r.code, r.stdout)
+    assert.matches("Reused, TLSv1.2", r.stdout, 1, true)
+    assert.matches("hello, world", r.stdout, 1, true)
+    local after = vm.netif:stats()
+    assert.equal(before.tls_resumed + 1, after.tls_resumed)
+    assert.equal(before.tls_handshakes + 2, after.tls_handshakes)
+  end)
+
+  it("points sessions at the CA alone; the system bundle holds it too", function()
+    local r = sh [[echo "$SSL_CERT_FILE $CURL_CA_BUNDLE $REQUESTS_CA_BUNDLE"; grep -c BEGIN "$SSL_CERT_FILE";
+                   env -u CURL_CA_BUNDLE -u SSL_CERT_FILE curl -sS --cacert /etc/ssl/certs/ca-certificates.crt \
+                     https://example.test:PORT/hello]]
+    assert.equal(0, r.code, r.stderr)
+    assert.equal("/run/gondolin/ca.crt /run/gondolin/ca.crt /run/gondolin/ca.crt\n1\nhello, world\n", r.stdout)
+  end)
+
+  it("under TCG (only), keeps OpenSSL off emulated vector code unless the session says otherwise", function()
+    assert.equal(vm.accel == "tcg" and "~0x1000020000000000:~0x20\n" or "\n",
+                 vm:exec("echo $OPENSSL_ia32cap").stdout)
+    assert.equal("0\n", vm:exec("echo $OPENSSL_ia32cap", { env = { "OPENSSL_ia32cap=0" } }).stdout)
+    local r = sh "curl -sS -w ' %{ssl_verify_result}' https://example.test:PORT/hello"
+    assert.equal("hello, world\n 0", r.stdout)
+  end)
+
   it("denies a host outside the allowlist with 403 over TLS", function()
     local r = sh "curl -s -o /dev/null -w '%{http_code}' https://denied.test:PORT/hello"
     assert.equal("403", r.stdout)

@@ -16,12 +16,13 @@ local WAIT = 10   -- seconds, a bound on every wait (never reached when things w
 local Guest = {}
 Guest.__index = Guest
 
-local function new_guest(pol, tls_ca)
+local function new_guest(pol, tls_ca, chacha_first)
   local host_fd, guest_fd = core.socketpair()
   local g = setmetatable({ conns = {}, events = {}, dns = {}, next_port = 40000 }, Guest)
   g.netif = core.netif(host_fd, {
     policy = pol and pol._c,
     tls_ca = tls_ca,
+    tls_chacha_first = chacha_first,
     on_event = function(ev) g.events[#g.events + 1] = ev end,
   })
   g.pipe = uv.new_pipe(false)
@@ -639,13 +640,20 @@ describe("HTTP mediation (no VM)", function()
       os.execute("rm -rf " .. dir)
     end)
 
-    -- A TLS client (mbedTLS over memory) on a scripted guest connection.
+    -- A TLS client (mbedTLS over memory) on a scripted guest connection;
+    -- o.again: on the guest of the last call, o.session: resume that.
     local function tls_connect(sni, o)
-      g = new_guest(policy(o), ca)
-      ip = g:resolve(sni or "example.test")
+      o = o or {}
+      if not o.again then
+        local po = {}
+        for k, v in pairs(o) do if k ~= "chacha_first" and k ~= "again" and k ~= "session" then po[k] = v end end
+        if g then g:close() end
+        g = new_guest(policy(po), ca, o.chacha_first)
+        ip = g:resolve(sni or "example.test")
+      end
       local c = g:connect(ip, srv.port)
       local cli = assert(core.tls_endpoint { role = "client", ca = ca:pem(), sni = sni,
-                                             alpn = { "h2", "http/1.1" } })
+                                             alpn = { "h2", "http/1.1" }, session = o.session })
       local ok, err
       g:until_(function()
         ok, err = cli:handshake()
@@ -688,6 +696,29 @@ describe("HTTP mediation (no VM)", function()
       assert.equal("http/1.1", info.alpn)
       assert.matches("CN=example.test", info.peer_subject, 1, true)
       assert.equal(1, g.netif:stats().tls_handshakes)
+    end)
+
+    it("prefers AES-128-GCM, or ChaCha20-Poly1305 with tls_chacha_first", function()
+      local _, cli = tls_connect("example.test")
+      assert.equal("TLS-ECDHE-ECDSA-WITH-AES-128-GCM-SHA256", cli:info().cipher)
+      _, cli = tls_connect("example.test", { chacha_first = true })
+      assert.equal("TLS-ECDHE-ECDSA-WITH-CHACHA20-POLY1305-SHA256", cli:info().cipher)
+    end)
+
+    it("lets a client resume its session from a ticket, under the same policy", function()
+      local _, cli, ok, err = tls_connect("example.test", { allow = { "other.test" } })
+      assert.is_true(ok, err)
+      local session = assert(cli:session())
+      local c2, cli2, ok2, err2 = tls_connect("example.test", { again = true, session = session })
+      assert.is_true(ok2, err2)
+      assert.matches("^HTTP/1.1 403 ", tls_exchange(c2, cli2, req("example.test:" .. srv.port, "/hello")))
+      local st = g.netif:stats()
+      assert.equal(2, st.tls_handshakes)
+      assert.equal(1, st.tls_resumed)
+      -- another interface's ticket key cannot open it: a full handshake
+      local _, _, ok3, err3 = tls_connect("example.test", { session = session })
+      assert.is_true(ok3, err3)
+      assert.equal(0, g.netif:stats().tls_resumed)
     end)
 
     it("mints once per name and serves the next handshake from the cache", function()
