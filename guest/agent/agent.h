@@ -30,8 +30,13 @@
 #define AGENT_MSG_MAX		512		/* encoded control replies */
 #define AGENT_RETRY_MS		100		/* PID 1: back-off after port EOF */
 
+#define AGENT_FS_PORT_NAME	"gondolin.fs"
+#define AGENT_MOUNTS_MAX	16		/* FUSE mounts */
+
 #define AGENT_POLL_FIXED	2		/* signal pipe, port */
-#define AGENT_POLL_MAX		(AGENT_POLL_FIXED + 3 * AGENT_MAX_SESSIONS)
+#define AGENT_POLL_FS		(AGENT_POLL_FIXED + 3 * AGENT_MAX_SESSIONS)
+#define AGENT_POLL_FS_SLOTS	(2 + AGENT_MOUNTS_MAX)	/* fs port, helper, mounts */
+#define AGENT_POLL_MAX		(AGENT_POLL_FS + AGENT_POLL_FS_SLOTS)
 
 /**
  * struct outq - ring buffer of encoded frames waiting for the port
@@ -149,9 +154,13 @@ struct exec_req {
  * @recent_pos:	next slot in @recent
  * @sig_rd:	self-pipe read end, readable after SIGCHLD
  * @pid1:	running as init: never exit, reap orphans
- * @pfd:	poll set, rebuilt each turn; fixed slots then 3 per session
+ * @pfd:	poll set, rebuilt each turn; fixed slots, 3 per session, then
+ *		the FS client's (fuse.c)
  * @scratch:	buffer for one output chunk
- * @boot_error:	why the root disk could not be used (sent in HELLO), or ""
+ * @boot_error:	why the root disk or a mount could not be used (sent in
+ *		HELLO), or ""
+ * @fs:		the FUSE client, NULL when no mounts were asked for
+ * @hello_sent:	HELLO is out (it waits for the mounts)
  */
 struct agent {
 	struct port port;
@@ -164,6 +173,8 @@ struct agent {
 	struct pollfd pfd[AGENT_POLL_MAX];
 	uint8_t scratch[FRAME_CHUNK];
 	char boot_error[160];
+	struct fsc *fs;
+	bool hello_sent;
 };
 
 /* main.c */
@@ -174,6 +185,7 @@ void agent_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 #define CMDLINE_MAX		4096
 int cmdline_read(char *buf);
 const char *cmdline_param(const char *cmdline, const char *name, size_t *len);
+int cmdline_b64_decode(const char *in, size_t n, uint8_t *out, size_t cap);
 
 /* trust.c: the interception CA, for TLS clients in the guest */
 #define TRUST_CA		"/run/gondolin/ca.crt"
@@ -215,6 +227,16 @@ void exec_poll_fill(struct agent *a);
 void exec_poll_handle(struct agent *a);
 void exec_finish(struct agent *a, uint64_t now);
 void exec_kill_all(struct agent *a);
+
+/* fuse.c, fuse_mount.c: the FUSE mounts served over gondolin.fs */
+struct fsc;
+int fs_start(struct agent *a, int port_fd, char *const *paths, unsigned int n);
+bool fs_mounting(const struct agent *a);
+int fs_poll_timeout(const struct agent *a, uint64_t now, int timeout);
+void fs_poll_fill(struct agent *a);
+void fs_poll_handle(struct agent *a);
+void fs_stop(struct agent *a);
+int fs_cmdline_mounts(char *err, size_t elen, char **paths);
 
 /* spawn.c */
 pid_t spawn_child(const struct exec_req *req, const int fds[3]);

@@ -56,3 +56,57 @@ const char *cmdline_param(const char *cmdline, const char *name, size_t *len)
 		*len = strcspn(p, " \n");
 	return p;
 }
+
+/**
+ * b64_value() - value of a standard base64 character
+ * @c:		character
+ *
+ * Return: 0..63, or -1.
+ */
+static int b64_value(unsigned char c)
+{
+	if (c >= 'A' && c <= 'Z')
+		return c - 'A';
+	if (c >= 'a' && c <= 'z')
+		return c - 'a' + 26;
+	if (c >= '0' && c <= '9')
+		return c - '0' + 52;
+	if (c == '+')
+		return 62;
+	return c == '/' ? 63 : -1;
+}
+
+/**
+ * cmdline_b64_decode() - decode a standard base64 parameter value
+ * @in:		characters (padding optional, nothing else allowed)
+ * @n:		their count
+ * @out:	decoded bytes
+ * @cap:	room at @out
+ *
+ * Return: bytes decoded, or -1 when malformed or too long for @cap.
+ */
+int cmdline_b64_decode(const char *in, size_t n, uint8_t *out, size_t cap)
+{
+	uint32_t acc = 0;
+	size_t i, len = 0;
+	unsigned int bits = 0;
+	int v;
+
+	while (n > 0 && in[n - 1] == '=')
+		n--;
+	for (i = 0; i < n; i++) {
+		v = b64_value((unsigned char)in[i]);
+		if (v < 0)
+			return -1;
+		acc = (acc << 6) | (uint32_t)v;
+		bits += 6;
+		if (bits >= 8) {
+			bits -= 8;
+			if (len == cap)
+				return -1;
+			out[len++] = (uint8_t)(acc >> bits);
+			acc &= (1u << bits) - 1;
+		}
+	}
+	return n % 4 == 1 ? -1 : (int)len;
+}

@@ -28,6 +28,13 @@
  * (poll again after AGENT_RETRY_MS). With --fd N it uses an inherited fd
  * (a socketpair in host-side tests), becomes a child subreaper so orphans
  * are still reaped, and exits 0 when the host hangs up.
+ *
+ * FUSE mounts (fuse.c): as PID 1 the command line's gondolin.mounts= lists
+ * them and the port gondolin.fs serves them; in --fd mode, --mount PATH
+ * (repeatable) and --fs-fd M. The FS client's fds get their own poll slots
+ * after the sessions'. HELLO is held back, and the control port not read,
+ * until every mount exists (or failed, which HELLO's error then says), so
+ * no exec session starts before its files are there.
  */
 
 #include <dirent.h>
@@ -44,6 +51,7 @@
 #include <unistd.h>
 
 #include "agent.h"
+#include "proto/fs.h"
 
 #define PORT_CLASS_DIR		"/sys/class/virtio-ports"
 #define PORT_WAIT_STEP_MS	5
@@ -51,6 +59,21 @@
 #define PORT_WAIT_SLOW_MS	1000
 
 static int sig_wr = -1;		/* self-pipe write end, for the handler */
+
+/**
+ * struct args - the command line
+ * @fd:		--fd: the control port, -1 to find it
+ * @fs_fd:	--fs-fd: the FS port, -1 to find it
+ * @name:	--port: the control port's name
+ * @mounts:	--mount: FUSE mount points
+ * @nmounts:	entries in @mounts
+ */
+struct args {
+	int fd, fs_fd;
+	const char *name;
+	char *mounts[AGENT_MOUNTS_MAX];
+	unsigned int nmounts;
+};
 
 /**
  * agent_now_ms() - monotonic clock in milliseconds
@@ -314,7 +337,7 @@ static void fill_fixed(struct agent *a, uint64_t now, int *timeout)
 		p->fd = -1;
 		return;
 	}
-	if (!port_congested(&a->port))
+	if (!port_congested(&a->port) && a->hello_sent)
 		p->events |= POLLIN;
 	if (a->port.q.len)
 		p->events |= POLLOUT;
@@ -344,12 +367,17 @@ static int run(struct agent *a)
 {
 	int timeout;
 
-	msg_send_hello(a);
 	while (!a->port.eof) {
+		if (!a->hello_sent && !fs_mounting(a)) {
+			msg_send_hello(a);
+			a->hello_sent = true;
+		}
 		dispatch_frames(a);	/* frames parked while congested */
 		timeout = exec_poll_timeout(a, agent_now_ms());
+		timeout = fs_poll_timeout(a, agent_now_ms(), timeout);
 		fill_fixed(a, agent_now_ms(), &timeout);
 		exec_poll_fill(a);
+		fs_poll_fill(a);
 		if (poll(a->pfd, AGENT_POLL_MAX, timeout) < 0 && errno != EINTR)
 			agent_log("poll: %s", strerror(errno));
 		if (a->pfd[0].revents) {
@@ -357,44 +385,101 @@ static int run(struct agent *a)
 			exec_reap(a);
 		}
 		exec_poll_handle(a);
+		fs_poll_handle(a);
 		port_io(a, a->pfd[1].fd >= 0 ? a->pfd[1].revents : 0);
 		exec_finish(a, agent_now_ms());
 		if (a->port.q.len && !a->port.retry_at && port_flush(&a->port) < 0)
 			port_gone(a);
 	}
 	exec_kill_all(a);
+	fs_stop(a);
 	return 0;
 }
 
 /**
- * parse_args() - --fd N and --port NAME
+ * parse_fd() - a non-negative fd number
+ * @s:		argument
+ * @fd:		set
+ *
+ * Return: 0 or -1.
+ */
+static int parse_fd(const char *s, int *fd)
+{
+	char *end;
+	long v = strtol(s, &end, 10);
+
+	if (*end || end == s || v < 0 || v > INT_MAX)
+		return -1;
+	*fd = (int)v;
+	return 0;
+}
+
+/**
+ * parse_args() - --fd N, --port NAME, --fs-fd M, --mount PATH...
  * @argc: argument count
  * @argv: arguments
- * @fd: set by --fd
- * @name: set by --port
+ * @o: filled in
  *
  * Unknown arguments are an error except as PID 1, where the kernel passes
  * leftover command-line words.
  *
  * Return: 0 or -1.
  */
-static int parse_args(int argc, char **argv, int *fd, const char **name)
+static int parse_args(int argc, char **argv, struct args *o)
 {
-	char *end;
 	int i;
 
 	for (i = 1; i < argc; i++) {
-		if (strcmp(argv[i], "--fd") == 0 && i + 1 < argc) {
-			*fd = (int)strtol(argv[++i], &end, 10);
-			if (*end || *fd < 0)
+		bool more = i + 1 < argc;
+
+		if (strcmp(argv[i], "--fd") == 0 && more) {
+			if (parse_fd(argv[++i], &o->fd) < 0)
 				return -1;
-		} else if (strcmp(argv[i], "--port") == 0 && i + 1 < argc) {
-			*name = argv[++i];
+		} else if (strcmp(argv[i], "--fs-fd") == 0 && more) {
+			if (parse_fd(argv[++i], &o->fs_fd) < 0)
+				return -1;
+		} else if (strcmp(argv[i], "--port") == 0 && more) {
+			o->name = argv[++i];
+		} else if (strcmp(argv[i], "--mount") == 0 && more) {
+			i++;
+			if (o->nmounts == AGENT_MOUNTS_MAX || strcmp(argv[i], "/") == 0 ||
+			    !fs_path_ok(argv[i], strlen(argv[i])))
+				return -1;
+			o->mounts[o->nmounts++] = argv[i];
 		} else if (getpid() != 1) {
 			return -1;
 		}
 	}
 	return 0;
+}
+
+/**
+ * setup_mounts() - start the FUSE mounts asked for, if any
+ * @a: agent (boot_error set when they cannot be made)
+ * @o: arguments (--mount / --fs-fd in --fd mode)
+ *
+ * As PID 1 the list comes from the command line and the port is found by
+ * name; without a list nothing happens and the port may be absent.
+ */
+static void setup_mounts(struct agent *a, struct args *o)
+{
+	char err[sizeof(a->boot_error)] = "";
+	int n = (int)o->nmounts, fd = o->fs_fd;
+
+	if (a->pid1)
+		n = fs_cmdline_mounts(err, sizeof(err), o->mounts);
+	if (n > 0 && fd < 0)
+		fd = wait_port(AGENT_FS_PORT_NAME, false);
+	if (n > 0 && fd < 0)
+		snprintf(err, sizeof(err), "mounts: no virtio port named "
+			 AGENT_FS_PORT_NAME);
+	if (n > 0 && fd >= 0 && fs_start(a, fd, o->mounts, (unsigned int)n) < 0)
+		agent_log("%s", a->boot_error);
+	if (err[0]) {
+		agent_log("%s", err);
+		if (!a->boot_error[0])
+			memcpy(a->boot_error, err, sizeof(err));
+	}
 }
 
 /**
@@ -407,12 +492,13 @@ static int parse_args(int argc, char **argv, int *fd, const char **name)
 int main(int argc, char **argv)
 {
 	static struct agent agent;
-	const char *name = AGENT_PORT_NAME;
+	struct args o = { .fd = -1, .fs_fd = -1, .name = AGENT_PORT_NAME };
 	struct agent *a = &agent;
-	int fd = -1, rc;
+	int rc;
 
-	if (parse_args(argc, argv, &fd, &name) < 0) {
-		dprintf(2, "usage: gondolin-agent [--fd N] [--port NAME]\n");
+	if (parse_args(argc, argv, &o) < 0) {
+		dprintf(2, "usage: gondolin-agent [--fd N] [--port NAME] "
+			"[--fs-fd M] [--mount PATH]...\n");
 		return 2;
 	}
 	a->pid1 = getpid() == 1;
@@ -423,16 +509,17 @@ int main(int argc, char **argv)
 		prctl(PR_SET_CHILD_SUBREAPER, 1);
 	if (setup_signals(a) < 0)
 		return 1;
-	if (fd < 0)
-		fd = wait_port(name, a->pid1);
-	if (fd < 0)
+	if (o.fd < 0)
+		o.fd = wait_port(o.name, a->pid1);
+	if (o.fd < 0)
 		return 1;
-	rc = port_open(&a->port, fd);
+	rc = port_open(&a->port, o.fd);
 	if (rc < 0) {
 		agent_log("port: %s", strerror(-rc));
 		return 1;
 	}
 	for (rc = 0; rc < AGENT_MAX_SESSIONS; rc++)
 		a->sess[rc].in_fd = a->sess[rc].out.fd = a->sess[rc].err.fd = -1;
+	setup_mounts(a, &o);
 	return run(a);
 }
