@@ -1438,8 +1438,6 @@ static int r_create(struct hreply *x)
 		return -EIO;
 	memset(&out, 0, sizeof(out));
 	rc = entry_out(x, &out.e);
-	if (rc == -EIO)
-		return rc;	/* a host that sends no attr: its fh is suspect too */
 	if (rc < 0) {
 		kreply(x->m, x->r->unique, -rc, NULL, 0);
 		release_fh(x, fh);
