@@ -166,20 +166,14 @@ do
   }
   local svm
   with_slirp(function() svm = gondolin.vm { image = "base" } end)
+  -- One download with curl: MiB/s, the guest's CPU time over the wall time
+  -- (bash's `time`) and this process's CPU per GiB.
   local function curl_rate(v, url)
-    local t0 = uv.hrtime()
-    sh(v, "curl -sS -o /dev/null " .. url)
-    return MIB / ((uv.hrtime() - t0) / 1e9)
-  end
-  -- HTTPS: also the guest's CPU time over the wall time (bash's `time`), and
-  -- this process's CPU per GiB.
-  local function https_rate(v, url)
     local c0, t0 = cpu_seconds(), uv.hrtime()
     local r = v:exec { "/bin/bash", "-c", "TIMEFORMAT='%R %U %S'; { time curl -sS -o /dev/null " .. url .. " ; } 2>&1" }
-    assert(r.code == 0, r.stdout .. r.stderr)
-    local out = r.stdout
     local secs, cpu = (uv.hrtime() - t0) / 1e9, cpu_seconds() - c0
-    local real, user, sys = out:match("([%d.]+) ([%d.]+) ([%d.]+)")
+    assert(r.code == 0, url .. ": " .. r.stdout .. r.stderr)
+    local real, user, sys = r.stdout:match("([%d.]+) ([%d.]+) ([%d.]+)")
     return MIB / secs, (tonumber(user) + tonumber(sys)) / tonumber(real), cpu / (MIB / 1024)
   end
   local function conns(v, url, n)
@@ -192,9 +186,9 @@ do
   local r = { https = {}, http = {}, slirp = {}, hs = {}, hs_plain = {}, busy = {}, host = {} }
   local n = math.max(10, CONNS // 10)
   for i = 1, ROUNDS do
-    r.https[i], r.busy[i], r.host[i] = https_rate(vm, ("https://bench.test:%d/blob"):format(tport))
-    r.http[i] = curl_rate(vm, ("http://bench.test:%d/bytes/%d"):format(hport, MIB * 1048576))
-    r.slirp[i] = curl_rate(svm, ("http://10.0.2.2:%d/bytes/%d"):format(hport, MIB * 1048576))
+    r.https[i], r.busy[i], r.host[i] = curl_rate(vm, ("https://bench.test:%d/blob"):format(tport))
+    r.http[i] = (curl_rate(vm, ("http://bench.test:%d/bytes/%d"):format(hport, MIB * 1048576)))
+    r.slirp[i] = (curl_rate(svm, ("http://10.0.2.2:%d/bytes/%d"):format(hport, MIB * 1048576)))
     r.hs[i] = conns(vm, ("https://bench.test:%d/small"):format(tport), n)
     r.hs_plain[i] = conns(vm, ("http://bench.test:%d/bytes/2"):format(hport), n)
     io.stderr:write(("https round %d: https %.1f, http %.1f, slirp %.1f MiB/s (guest CPU %.0f%% busy); new conns/s https %.1f http %.1f\n")

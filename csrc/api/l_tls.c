@@ -52,6 +52,7 @@
 #define EP_ALPN_MAX	4		/* protocols offered */
 #define EP_ALPN_LEN	32		/* bytes per protocol name, NUL included */
 #define EP_SAN_MAX	32		/* peer_san entries reported */
+#define EP_SESSION_MAX	8192		/* a saved session: peer cert + ticket */
 
 /* the server role's suites: ECDHE, AEAD only, by the key's type */
 static const int suites_ecdsa[] = {
@@ -789,8 +790,8 @@ static int lep_info(lua_State *L)
 static int lep_session(lua_State *L)
 {
 	struct lep *e = check_ep(L);
+	unsigned char buf[EP_SESSION_MAX];
 	mbedtls_ssl_session sess;
-	unsigned char *buf = NULL;
 	size_t len = 0;
 	int ret;
 
@@ -798,18 +799,13 @@ static int lep_session(lua_State *L)
 		      "a session is a client's, after its handshake");
 	mbedtls_ssl_session_init(&sess);
 	ret = mbedtls_ssl_get_session(&e->ssl, &sess);
-	if (!ret) {
-		ret = mbedtls_ssl_session_save(&sess, NULL, 0, &len);
-		if (ret == MBEDTLS_ERR_SSL_BUFFER_TOO_SMALL && (buf = malloc(len)))
-			ret = mbedtls_ssl_session_save(&sess, buf, len, &len);
-		else if (ret == MBEDTLS_ERR_SSL_BUFFER_TOO_SMALL)
-			ret = MBEDTLS_ERR_SSL_ALLOC_FAILED;
-	}
-	mbedtls_ssl_session_free(&sess);
 	if (!ret)
-		lua_pushlstring(L, (const char *)buf, len);
-	free(buf);
-	return ret ? ep_fail(L, "session", ret) : 1;
+		ret = mbedtls_ssl_session_save(&sess, buf, sizeof(buf), &len);
+	mbedtls_ssl_session_free(&sess);	/* before Lua may raise */
+	if (ret)
+		return ep_fail(L, "session", ret);
+	lua_pushlstring(L, (const char *)buf, len);
+	return 1;
 }
 
 /* ep:close(), __close, __gc: true; a second call does nothing */

@@ -29,21 +29,15 @@
 #define COPY_CHUNK	8192
 
 /**
- * ca_b64_ok() - a value made only of base64 characters, of sane length
+ * ca_b64_ok() - a value that decodes as base64, of sane length
  * @v:		value
  * @n:		its length
  */
 static bool ca_b64_ok(const char *v, size_t n)
 {
-	static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=";
-	size_t i;
+	uint8_t der[CA_B64_MAX / 4 * 3];
 
-	if (n == 0 || n > CA_B64_MAX)
-		return false;
-	for (i = 0; i < n; i++)
-		if (!memchr(b64, v[i], sizeof(b64) - 1))
-			return false;
-	return true;
+	return n > 0 && n <= CA_B64_MAX && cmdline_b64_decode(v, n, der, sizeof(der)) > 0;
 }
 
 /**

@@ -640,20 +640,19 @@ describe("HTTP mediation (no VM)", function()
       os.execute("rm -rf " .. dir)
     end)
 
-    -- A TLS client (mbedTLS over memory) on a scripted guest connection;
-    -- o.again: on the guest of the last call, o.session: resume that.
-    local function tls_connect(sni, o)
-      o = o or {}
-      if not o.again then
-        local po = {}
-        for k, v in pairs(o) do if k ~= "chacha_first" and k ~= "again" and k ~= "session" then po[k] = v end end
+    -- A TLS client (mbedTLS over memory) on a scripted guest connection,
+    -- policy options o; how.again: on the guest of the last call,
+    -- how.session: resume that, how.chacha_first: the netif option.
+    local function tls_connect(sni, o, how)
+      how = how or {}
+      if not how.again then
         if g then g:close() end
-        g = new_guest(policy(po), ca, o.chacha_first)
+        g = new_guest(policy(o), ca, how.chacha_first)
         ip = g:resolve(sni or "example.test")
       end
       local c = g:connect(ip, srv.port)
       local cli = assert(core.tls_endpoint { role = "client", ca = ca:pem(), sni = sni,
-                                             alpn = { "h2", "http/1.1" }, session = o.session })
+                                             alpn = { "h2", "http/1.1" }, session = how.session })
       local ok, err
       g:until_(function()
         ok, err = cli:handshake()
@@ -701,7 +700,7 @@ describe("HTTP mediation (no VM)", function()
     it("prefers AES-128-GCM, or ChaCha20-Poly1305 with tls_chacha_first", function()
       local _, cli = tls_connect("example.test")
       assert.equal("TLS-ECDHE-ECDSA-WITH-AES-128-GCM-SHA256", cli:info().cipher)
-      _, cli = tls_connect("example.test", { chacha_first = true })
+      _, cli = tls_connect("example.test", nil, { chacha_first = true })
       assert.equal("TLS-ECDHE-ECDSA-WITH-CHACHA20-POLY1305-SHA256", cli:info().cipher)
     end)
 
@@ -709,14 +708,14 @@ describe("HTTP mediation (no VM)", function()
       local _, cli, ok, err = tls_connect("example.test", { allow = { "other.test" } })
       assert.is_true(ok, err)
       local session = assert(cli:session())
-      local c2, cli2, ok2, err2 = tls_connect("example.test", { again = true, session = session })
+      local c2, cli2, ok2, err2 = tls_connect("example.test", nil, { again = true, session = session })
       assert.is_true(ok2, err2)
       assert.matches("^HTTP/1.1 403 ", tls_exchange(c2, cli2, req("example.test:" .. srv.port, "/hello")))
       local st = g.netif:stats()
       assert.equal(2, st.tls_handshakes)
       assert.equal(1, st.tls_resumed)
       -- another interface's ticket key cannot open it: a full handshake
-      local _, _, ok3, err3 = tls_connect("example.test", { session = session })
+      local _, _, ok3, err3 = tls_connect("example.test", nil, { session = session })
       assert.is_true(ok3, err3)
       assert.equal(0, g.netif:stats().tls_resumed)
     end)
