@@ -24,7 +24,7 @@ PROTO_SRC  := $(wildcard csrc/proto/*.c)
 # Files of those folders that drive I/O on the loop (they use libuv) go
 # into the module only.
 PROTO_DIRS := $(wildcard csrc/net/*.c) $(wildcard csrc/http/*.c) $(wildcard csrc/policy/*.c) \
-              $(wildcard csrc/tls/*.c)
+              $(wildcard csrc/tls/*.c) $(wildcard csrc/vfs/*.c)
 LOOP_SRC   := $(shell grep -lwE 'uv_[a-z_]+' $(PROTO_DIRS) /dev/null 2>/dev/null)
 PURE_SRC   := $(PROTO_SRC) $(filter-out $(LOOP_SRC),$(PROTO_DIRS))
 CORE_SRC   := $(PURE_SRC) $(LOOP_SRC) $(wildcard csrc/vmm/*.c) $(wildcard csrc/api/*.c)

@@ -43,6 +43,7 @@ void api_open_netif(lua_State *L);
 void api_open_hook(lua_State *L);
 void api_open_upstream(lua_State *L);
 void api_open_tls(lua_State *L);
+void api_open_vfs(lua_State *L);
 struct tls_leaf_cache;
 struct tls_leaf_cache *api_tls_cache(lua_State *L, int idx);
 

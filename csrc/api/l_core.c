@@ -243,5 +243,6 @@ int luaopen_gondolin_core(lua_State *L)
 	api_open_hook(L);
 	api_open_upstream(L);
 	api_open_tls(L);
+	api_open_vfs(L);
 	return 1;
 }

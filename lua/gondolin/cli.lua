@@ -27,6 +27,9 @@ options for exec and bash:
   --cwd DIR          working directory in the guest
   --timeout SECONDS  kill the command after this long (exec only)
   --console          copy the guest's serial console to stderr
+  --mount HOST:GUEST[:ro]  serve host directory HOST at GUEST in the guest, read-write
+                     (or read-only with :ro), confined to HOST (repeatable)
+  --memfs GUEST      an in-memory filesystem at GUEST, gone when the VM stops (repeatable)
 
 network policy (deny by default: with no --allow-host nothing leaves):
   --allow-host PATTERN        host the guest may reach over HTTP: a.b, *.a.b, a.b:PORT (repeatable)
@@ -52,9 +55,9 @@ local flag_pat = lpeg.P "--" * lpeg.C((lpeg.P(1) - "=") ^ 1) * ("=" * lpeg.C(lpe
 local VALUE_FLAGS = { image = true, memory = true, cpus = true, accel = true, env = true,
                       cwd = true, timeout = true, ["allow-host"] = true, ["allow-internal"] = true,
                       resolve = true, secret = true, audit = true, rootfs = true, ["disk-size"] = true,
-                      resume = true, ["upstream-ca"] = true }
+                      resume = true, ["upstream-ca"] = true, mount = true, memfs = true }
 local LIST_FLAGS = { env = true, ["allow-host"] = true, ["allow-internal"] = true,
-                     resolve = true, secret = true, ["upstream-ca"] = true }
+                     resolve = true, secret = true, ["upstream-ca"] = true, mount = true, memfs = true }
 
 -- --secret NAME@HOST[,HOST...]=ENVVAR[:query][:body]
 local ident = (lpeg.R("az", "AZ") + "_") * (lpeg.R("az", "AZ", "09") + "_") ^ 0
@@ -63,6 +66,9 @@ local opt_in = lpeg.Cf(lpeg.Ct "" * (":" * lpeg.Cg(lpeg.C(lpeg.P "query" + "body
 local secret_pat = lpeg.C(ident) * "@" * host_list * "=" * lpeg.C(ident) * opt_in * -1
 -- --resolve HOST=IP
 local resolve_pat = lpeg.C((lpeg.P(1) - "=") ^ 1) * "=" * lpeg.C(lpeg.P(1) ^ 1) * -1
+-- --mount HOST:GUEST[:ro|:rw]; GUEST is absolute, so HOST ends at ":/"
+local mount_pat = lpeg.C((lpeg.P(1) - ":/") ^ 1) * ":" * lpeg.C("/" * (lpeg.P(1) - ":") ^ 0) *
+  (":" * lpeg.C(lpeg.P "ro" + "rw")) ^ -1 * -1
 local BOOL_FLAGS = { console = true }
 
 local function flag_list()
@@ -101,6 +107,8 @@ function M.parse(args, first)
         return nil, ("--secret expects NAME@HOST[,HOST...]=ENVVAR[:query][:body], got '%s'"):format(value)
       elseif name == "resolve" and not resolve_pat:match(value) then
         return nil, ("--resolve expects HOST=IP, got '%s'"):format(value)
+      elseif name == "mount" and not mount_pat:match(value) then
+        return nil, ("--mount expects HOST:GUEST or HOST:GUEST:ro (GUEST absolute), got '%s'"):format(value)
       end
       if LIST_FLAGS[name] then
         lists[name] = lists[name] or {}
@@ -142,10 +150,27 @@ local function cli_policy(opts)
   return gondolin.policy(p)
 end
 
+-- The mounts --mount and --memfs describe; nil when there are none.
+local function cli_mounts(opts)
+  local vfs, mounts, any = require "gondolin.vfs", {}, false
+  local function add(guest, p, flag)
+    if mounts[guest] then error(("gondolin: %s: %s is mounted twice"):format(flag, guest), 0) end
+    mounts[guest], any = p, true
+  end
+  for _, m in ipairs(opts.mount) do
+    local host, guest, mode = mount_pat:match(m)
+    local p = vfs.realfs(host)
+    add(guest, mode == "ro" and vfs.readonly(p) or p, "--mount " .. m)
+  end
+  for _, guest in ipairs(opts.memfs) do add(guest, vfs.memory(), "--memfs " .. guest) end
+  return any and mounts or nil
+end
+
 local function vm_options(opts)
   return { image = opts.image, memory = opts.memory, cpus = opts.cpus, accel = opts.accel,
            console = opts.console and "stderr" or nil, policy = cli_policy(opts),
-           rootfs = opts.rootfs, disk_size = opts["disk-size"], checkpoint = opts.resume }
+           rootfs = opts.rootfs, disk_size = opts["disk-size"], checkpoint = opts.resume,
+           mounts = cli_mounts(opts) }
 end
 
 local function exit_status(r)

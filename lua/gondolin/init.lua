@@ -17,6 +17,9 @@ end
 --- Disk checkpoints: gondolin.checkpoint.load(path) -> checkpoint (see docs/lua-api.md).
 M.checkpoint = require "gondolin.checkpoint"
 
+--- Filesystem providers for the vm's mounts (see docs/lua-api.md).
+M.vfs = require "gondolin.vfs"
+
 M.run = sched.run
 M.spawn = sched.spawn
 M.sleep = sched.sleep

@@ -9,7 +9,7 @@ local files = require "gondolin.files"
 local M = {}
 
 -- Descriptor numbers in the QEMU child.
-M.FD = { stderr = 2, control = 3, qmp = 4, console = 5, net = 6 }
+M.FD = { stderr = 2, control = 3, qmp = 4, console = 5, net = 6, fs = 7 }
 
 -- The guest's MAC address (net_config_default in csrc/net/net.c agrees).
 M.GUEST_MAC = "02:00:00:00:00:01"
@@ -49,13 +49,15 @@ function M.cmdline(cfg)
   if cfg.disk then parts[#parts + 1] = cfg.disk.cmdline end
   -- the interception CA's certificate (never its key), for guest/agent/trust.c
   if cfg.ca then parts[#parts + 1] = "gondolin.ca=" .. cfg.ca end
+  if cfg.mounts then parts[#parts + 1] = cfg.mounts end   -- gondolin.mounts=, for the FUSE client
   if cfg.append and cfg.append ~= "" then parts[#parts + 1] = cfg.append end
   return table.concat(parts, " ")
 end
 
 --- argv for one boot. cfg: binary, accel, memory (MiB), cpus, kernel, initrd
 -- (nil: none, the benchmark floor of a root disk), append, init, disk (from
--- disk.open: its args and command-line word).
+-- disk.open: its args and command-line word), mounts (the gondolin.mounts=
+-- word: the VM has a gondolin.fs port).
 function M.argv(cfg)
   local a = {
     cfg.binary, "-nodefaults", "-no-user-config", "-no-reboot", "-display", "none",
@@ -73,6 +75,10 @@ function M.argv(cfg)
     "-object", "rng-random,filename=/dev/urandom,id=rng0",
     "-device", "virtio-rng-device,rng=rng0",
   }
+  if cfg.mounts then
+    for _, v in ipairs { "-chardev", "socket,id=fs,fd=" .. M.FD.fs,
+                         "-device", "virtserialport,chardev=fs,name=gondolin.fs" } do a[#a + 1] = v end
+  end
   if cfg.initrd then
     a[#a + 1] = "-initrd"
     a[#a + 1] = cfg.initrd

@@ -16,6 +16,8 @@ local checkpoint = require "gondolin.checkpoint"
 local exec = require "gondolin.exec"
 local policy = require "gondolin.policy"
 local ca = require "gondolin.ca"
+local vfs = require "gondolin.vfs"
+local fs = require "gondolin.fs"
 local P = require "gondolin.proto"
 
 local M = {}
@@ -26,7 +28,8 @@ VM.__index = VM
 local live = setmetatable({}, { __mode = "k" })   -- every VM not yet closed
 
 local OPTIONS = { "image", "memory", "cpus", "accel", "env", "cwd", "boot_timeout",
-                  "append", "start", "qemu", "console", "policy", "rootfs", "disk_size", "checkpoint" }
+                  "append", "start", "qemu", "console", "policy", "rootfs", "disk_size", "checkpoint",
+                  "mounts", "vfs_hooks" }
 local CONSOLE_TAIL = 16 * 1024
 local KVM_PROBE_SECONDS = 5   -- a KVM boot that has not said hello by then is retried under TCG
 -- Under TCG, QEMU's emulated AVX and SSSE3 make OpenSSL's vector code slower
@@ -68,6 +71,11 @@ local function validate(opts)
   o.console = check.oneof("vm option 'console'", opts.console or "ring", { "ring", "stderr" })
   if opts.rootfs ~= nil then o.rootfs = check.oneof("vm option 'rootfs'", opts.rootfs, disk.MODES) end
   if opts.disk_size ~= nil then o.disk_size = disk.parse_size("vm option 'disk_size'", opts.disk_size) end
+  o.mounts = vfs.check_mounts(opts.mounts)
+  if opts.vfs_hooks ~= nil then
+    if #o.mounts == 0 then check.fail("vm option 'vfs_hooks'", "needs 'mounts'") end
+    o.vfs_hooks = opts.vfs_hooks
+  end
   if opts.checkpoint ~= nil then
     if opts.image ~= nil then
       check.fail("vm option 'image'", "cannot be combined with 'checkpoint' (a checkpoint names its image)")
@@ -123,6 +131,7 @@ function M.new(opts)
   next_vm_id = next_vm_id + 1
   local self = setmetatable({ o = o, sessions = {}, nsessions = 0, next_id = 0, id = next_vm_id,
                               console = ring(), qemu_err = ring(), pings = {} }, VM)
+  self.fs = fs.new(self)
   live[self] = true
   if o.start then
     local ok, err = self:start()
@@ -188,19 +197,26 @@ function VM:_launch(img, accel)
   -- the interception CA: its certificate goes to the guest, its key stays here
   local tls_ca, cerr = ca.open()
   if not tls_ca then return nil, cerr end
+  local fs_h, fs_g
+  if #self.o.mounts > 0 then
+    self.vfs = vfs.server(self.o.mounts, { hooks = self.o.vfs_hooks })
+    fs_h, fs_g = core.socketpair()
+  end
   local argv = qemu.argv { binary = self.qemu_path, accel = accel, memory = self.o.memory,
                            cpus = self.o.cpus, kernel = img.kernel, initrd = img.initramfs,
-                           append = self.o.append, disk = root, ca = ca.cmdline_value() }
+                           append = self.o.append, disk = root, ca = ca.cmdline_value(),
+                           mounts = self.vfs and self.vfs:cmdline() }
   self.exit_ev = sched.event()
   self.hello = sched.event()
   self.dead = nil
   local proc, perr = core.spawn(argv, {
     { qemu.FD.stderr, err_g }, { qemu.FD.control, ctl_g },
     { qemu.FD.qmp, qmp_g }, { qemu.FD.console, con_g }, { qemu.FD.net, net_g },
+    fs_g and { qemu.FD.fs, fs_g } or nil,
   }, function(code, sig) self:_on_exit(code, sig) end)
-  for _, fd in ipairs { ctl_g, qmp_g, con_g, err_g, net_g } do core.close_fd(fd) end
+  for _, fd in ipairs { ctl_g, qmp_g, con_g, err_g, net_g, fs_g } do core.close_fd(fd) end
   if not proc then
-    for _, fd in ipairs { ctl_h, qmp_h, con_h, err_h, net_h } do core.close_fd(fd) end
+    for _, fd in ipairs { ctl_h, qmp_h, con_h, err_h, net_h, fs_h } do core.close_fd(fd) end
     return nil, "gondolin: cannot start " .. argv[1] .. ": " .. perr
   end
   self.proc = proc
@@ -209,6 +225,18 @@ function VM:_launch(img, accel)
     on_error = function(code) io.stderr:write("gondolin: control channel: ", code, "\n") end,
     on_close = function() end,
   })
+  if fs_h then
+    local srv = self.vfs
+    local function send(t, id, payload)
+      local ch = self.fs_channel
+      if ch then ch:send(t, id, payload) end
+    end
+    self.fs_channel = core.channel(fs_h, {
+      on_frame = function(t, id, payload) srv:frame(t, id, payload, send) end,
+      on_error = function(code) io.stderr:write("gondolin: fs channel: ", code, "\n") end,
+      on_close = function() end,
+    })
+  end
   local pol = self.o.policy
   self.netif = core.netif(net_h, {
     policy = pol and pol._c,
@@ -242,7 +270,7 @@ function VM:_on_net_event(ev)
 end
 
 function VM:_teardown()
-  for _, k in ipairs { "channel", "netif", "console_pipe", "err_pipe", "qmp" } do
+  for _, k in ipairs { "channel", "fs_channel", "vfs", "netif", "console_pipe", "err_pipe", "qmp" } do
     local h = self[k]
     if h then
       self[k] = nil
