@@ -77,3 +77,37 @@ write("secrets_fuzz/query_headers", "\x0e" .. "\x04s3cr3" .. "\x02abc" ..
 write("secrets_fuzz/body", "\x3b" .. "\x05value" .. "\x07longer-v" .. "\x00x" ..
   '{"a":"' .. ph("A", 0) .. '","b":"' .. ph("B_2", 1) .. ph("c", 2) .. '"} value x ' ..
   ph("A", 0):sub(1, 30))
+
+-- fs_request_fuzz: requests [type u8][len u16 BE][payload] against routes
+-- "/" (deferred), "/c" (stub C provider) and "/c/ro" (read-only, hidden
+-- "/secret", denied "/x").
+local function req(ty, payload) return string.pack(">BI2", ty, #payload) .. payload end
+os.execute("mkdir -p " .. dir .. "/fs_request_fuzz")
+write("fs_request_fuzz/c_session",
+  req(0x01, map { "path", text "/c/a" }) ..
+  req(0x0c, map { "path", text "/c/new", "mode", uint(420), "access", uint(2), "excl", F, "trunc", T }) ..
+  req(0x0e, map { "fh", uint(1 << 32 | 1), "offset", uint(0) } .. "data") ..
+  req(0x0d, map { "fh", uint(1 << 32 | 1), "offset", uint(0), "size", uint(4096) }) ..
+  req(0x03, map { "path", text "/c/a", "fh", uint(1 << 32 | 1), "mode", uint(493), "mtime", text "now",
+                  "atime", nint(-5), "size", uint(3) }) ..
+  req(0x11, map { "path", text "/c/a", "offset", uint(0), "plus", T }) ..
+  req(0x10, map { "fh", uint(1 << 32 | 1) }))
+write("fs_request_fuzz/rules",
+  req(0x02, map { "path", text "/c/ro/secret" }) ..
+  req(0x06, map { "path", text "/c/ro/d", "mode", uint(493) }) ..
+  req(0x09, map { "from", text "/c/a", "to", text "/c/ro/b", "flags", uint(1) }) ..
+  req(0x11, map { "path", text "/c/ro", "offset", uint(1) }) ..
+  req(0x0b, map { "path", text "/c/ro/x", "access", uint(1) }) ..
+  req(0x0a, map { "from", text "/c/a", "to", text "/c/a/secret" }))
+write("fs_request_fuzz/deferred",
+  req(0x0b, map { "path", text "/w/f", "access", uint(0) } .. "\x05") ..
+  req(0x0d, map { "fh", uint(1 << 32 | 1), "offset", uint(7), "size", uint(100) }) ..
+  req(0x04, map { "path", text "/w/l" }) ..
+  req(0x11, map { "path", text "/", "offset", uint(0) } .. "\x23") ..
+  req(0x05, map { "path", text "/w/s", "target", text "../t" }) ..
+  req(0x12, map { "path", text "/" }) ..
+  req(0x13, map { "path", text "/w", "mask", uint(2) } .. "\x81"))
+write("fs_request_fuzz/malformed",
+  req(0x01, "\xa1\x64path\x63/a/") .. req(0x30, map {}) .. req(0x01, "\xbf") ..
+  req(0x0d, map { "fh", uint(99), "offset", uint(0), "size", uint(1 << 20) }) ..
+  req(0x01, map { "path", text "/a/../b" }) .. req(0x01, map { "path", uint(3) }))
