@@ -181,6 +181,26 @@ function M.check_mounts(mounts)
     check.fail("vm option 'mounts'", ("%d mounts (at most %d)"):format(#list, MOUNTS_MAX))
   end
   table.sort(list, function(a, b) return a.path < b.path end)
+  -- a mount inside another needs its mount point there: the agent makes it,
+  -- which a readonly or hiding parent would refuse at boot
+  for i, m in ipairs(list) do
+    for j = i - 1, 1, -1 do
+      local up = list[j]
+      if m.path:sub(1, #up.path + 1) == up.path .. "/" then
+        local rel = m.path:sub(#up.path + 1)
+        local what = ("vm option 'mounts' [%s]"):format(m.path)
+        for _, h in ipairs(up.hide) do
+          if rel == h or rel:sub(1, #h + 1) == h .. "/" then
+            check.fail(what, "lies under " .. up.path .. h .. ", which that mount hides")
+          end
+        end
+        if up.readonly and is_spec(up.base) and not uv.fs_stat(up.base.root .. rel) then
+          check.fail(what, ("needs the directory %s in %s's read-only root %s"):format(rel, up.path, up.base.root))
+        end
+        break
+      end
+    end
+  end
   return list
 end
 

@@ -266,6 +266,8 @@ describe("vfs hooks and bad mounts", function()
       { { ["/proc/x"] = vfs.realfs(dir) }, "/proc" },
       { { ["/w"] = vfs.realfs(dir .. "/missing") }, "does not exist" },
       { { ["/w"] = 42 }, "expected a provider" },
+      { { ["/w"] = vfs.readonly(vfs.realfs(dir)), ["/w/sub/m"] = vfs.memory() }, "read-only root" },
+      { { ["/w"] = vfs.shadow(vfs.realfs(dir), { hide = { "/h" } }), ["/w/h/m"] = vfs.memory() }, "hides" },
     } do
       local ok, err = pcall(gondolin.vm, { image = "minimal", mounts = case[1] })
       assert.is_false(ok)
