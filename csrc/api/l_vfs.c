@@ -49,15 +49,17 @@ static struct vfs_server *check_srv(lua_State *L, int idx)
  * C providers
  */
 
-/* core.realfs(root) -> provider | nil, msg, code */
+/* core.realfs(root [, walk]) -> provider | nil, msg, code; walk: resolve
+ * paths by component walk instead of openat2 (specs cover both) */
 static int lrealfs_new(lua_State *L)
 {
 	const char *root = luaL_checkstring(L, 1);
+	bool walk = lua_toboolean(L, 2);
 	struct cprov *p = lua_newuserdatauv(L, sizeof(*p), 0);
 
 	p->ops = NULL;
 	luaL_setmetatable(L, REALFS_MT);
-	p->self = realfs_new(root);
+	p->self = realfs_new(root, walk);
 	if (!p->self)
 		return api_fail_errno(L, errno, root);
 	p->ops = &realfs_ops;

@@ -11,7 +11,11 @@
  *
  * Confinement rests on one rule: every path is resolved by openat2() from
  * the root's O_PATH descriptor with RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS
- * | RESOLVE_NO_SYMLINKS. The host never follows a symlink, not even one
+ * | RESOLVE_NO_SYMLINKS. Where the kernel has no openat2 (before 5.6, or
+ * under valgrind, which does not know it) the same resolution is a walk:
+ * one openat(O_PATH | O_DIRECTORY | O_NOFOLLOW) per component from the
+ * root's descriptor, each relative to the directory the previous one
+ * opened; the path has no "." or ".." components (the server checked). The host never follows a symlink, not even one
  * inside the root: the guest's kernel resolves symlinks itself (lookup and
  * readlink per component), so a symlink met during our resolution can only
  * come from a race, and gives ELOOP. We never realpath() and never hand a
@@ -73,11 +77,13 @@
  * @rootfd:	O_PATH descriptor of the root directory
  * @uid:	host euid, shown to the guest as 0
  * @gid:	host egid, shown to the guest as 0
+ * @walk:	resolve by component walk (no openat2)
  */
 struct realfs {
 	int rootfd;
 	uid_t uid;
 	gid_t gid;
+	bool walk;
 };
 
 /**
@@ -95,6 +101,73 @@ struct rf_at {
 };
 
 /**
+ * rf_walk_dir() - open directory @name in @dir, refusing a symlink
+ * @dir:	directory descriptor
+ * @name:	one component
+ *
+ * Return: an O_PATH descriptor, or a negative errno (ELOOP for a symlink,
+ * as openat2's RESOLVE_NO_SYMLINKS says)
+ */
+static int rf_walk_dir(int dir, const char *name)
+{
+	struct stat st;
+	int fd, err;
+
+	RF_RETRY(fd, openat(dir, name, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+	if (fd >= 0)
+		return fd;
+	err = errno;
+	if (err == ENOTDIR && fstatat(dir, name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+	    S_ISLNK(st.st_mode))
+		err = ELOOP;
+	return -err;
+}
+
+/**
+ * rf_walk() - rf_open() without openat2: one component at a time
+ * @rf:		provider
+ * @rel:	"." or a normalised "a/b"
+ * @flags:	open flags (O_NOFOLLOW is added)
+ * @mode:	creation mode
+ *
+ * Return: a descriptor, or a negative errno
+ */
+static int rf_walk(const struct realfs *rf, const char *rel, int flags, mode_t mode)
+{
+	char comp[FS_NAME_MAX + 1];
+	const char *p = rel, *slash;
+	int dir = rf->rootfd, fd, err;
+	size_t n;
+
+	while ((slash = strchr(p, '/')) != NULL) {
+		n = (size_t)(slash - p);
+		if (n == 0 || n > FS_NAME_MAX)
+			fd = -EINVAL;
+		else {
+			memcpy(comp, p, n);
+			comp[n] = '\0';
+			fd = rf_walk_dir(dir, comp);
+		}
+		if (dir != rf->rootfd)
+			close(dir);
+		if (fd < 0)
+			return fd;
+		dir = fd;
+		p = slash + 1;
+	}
+	if ((flags & (O_PATH | O_DIRECTORY)) == (O_PATH | O_DIRECTORY)) {
+		fd = rf_walk_dir(dir, p);
+		err = -fd;
+	} else {
+		RF_RETRY(fd, openat(dir, p, flags | O_NOFOLLOW, mode));
+		err = errno;
+	}
+	if (dir != rf->rootfd)
+		close(dir);
+	return fd < 0 ? -err : fd;
+}
+
+/**
  * rf_open() - resolve @rel beneath the root, following nothing
  * @rf:		provider
  * @rel:	path relative to the root ("." or "a/b")
@@ -109,6 +182,8 @@ static int rf_open(const struct realfs *rf, const char *rel, uint64_t flags,
 	struct open_how how = { .flags = flags, .mode = mode, .resolve = RF_RESOLVE };
 	long fd;
 
+	if (rf->walk)
+		return rf_walk(rf, rel, (int)flags, (mode_t)mode);
 	RF_RETRY(fd, syscall(SYS_openat2, rf->rootfd, rel, &how, sizeof(how)));
 	return fd < 0 ? -errno : (int)fd;
 }
@@ -1062,11 +1137,11 @@ static int realfs_call(void *self, const struct vfs_req *rq, struct vfs_reply *r
 /**
  * realfs_new() - a provider serving the directory @root
  * @root:	host path; symlinks in it are followed (the user chose it)
+ * @walk:	resolve by component walk even where openat2 works (tests)
  *
- * Return: the provider, or NULL with errno set (ENOSYS: the kernel has no
- * openat2, which confinement needs)
+ * Return: the provider, or NULL with errno set
  */
-void *realfs_new(const char *root)
+void *realfs_new(const char *root, bool walk)
 {
 	struct open_how how = { .flags = O_PATH | O_CLOEXEC, .resolve = RF_RESOLVE };
 	struct realfs *rf;
@@ -1076,6 +1151,10 @@ void *realfs_new(const char *root)
 	if (fd < 0)
 		return NULL;
 	RF_RETRY(probe, (int)syscall(SYS_openat2, fd, ".", &how, sizeof(how)));
+	if (probe < 0 && errno == ENOSYS) {
+		walk = true;
+		RF_RETRY(probe, openat(fd, ".", O_PATH | O_CLOEXEC));
+	}
 	if (probe < 0 || !(rf = malloc(sizeof(*rf)))) {
 		err = probe < 0 ? errno : ENOMEM;
 		if (probe >= 0)
@@ -1088,6 +1167,7 @@ void *realfs_new(const char *root)
 	rf->rootfd = fd;
 	rf->uid = geteuid();
 	rf->gid = getegid();
+	rf->walk = walk;
 	return rf;
 }
 

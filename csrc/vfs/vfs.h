@@ -136,10 +136,10 @@ struct vfs_provider_ops {
 	void (*destroy)(void *self);
 };
 
-/* realfs.c: a host directory, confined to it. Returns NULL and sets
- * errno when @root cannot be opened as a directory (or the kernel lacks
- * openat2: ENOSYS). */
-void *realfs_new(const char *root);
+/* realfs.c: a host directory, confined to it (openat2, or a component walk
+ * where the kernel lacks it or @walk asks). Returns NULL and sets errno
+ * when @root cannot be opened as a directory. */
+void *realfs_new(const char *root, bool walk);
 extern const struct vfs_provider_ops realfs_ops;
 
 

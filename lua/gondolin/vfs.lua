@@ -76,12 +76,15 @@ Spec.__tostring = function(s) return "gondolin.vfs." .. s.kind end
 local function spec(t) return setmetatable(t, Spec) end
 local function is_spec(v) return getmetatable(v) == Spec end
 
---- A host directory, confined to it.
-function M.realfs(root)
+--- A host directory, confined to it. opts.walk: resolve paths by a
+-- component walk even where openat2 works (the fallback's own specs).
+function M.realfs(root, opts)
   if type(root) ~= "string" or root == "" then
     check.fail("vfs.realfs", "expected a host directory path, got " .. tostring(root))
   end
-  return spec { kind = "realfs", root = root }
+  if opts ~= nil and type(opts) ~= "table" then check.fail("vfs.realfs", "options must be a table") end
+  if opts then check.known("vfs.realfs", opts, { "walk" }) end
+  return spec { kind = "realfs", root = root, walk = opts and opts.walk == true }
 end
 
 --- The provider p, with every mutation EROFS.
@@ -521,7 +524,7 @@ function M.server(list, opts)
   local function add(path, base, m, readonly)
     local prov
     if is_spec(base) then
-      local r, err = core.realfs(base.root)
+      local r, err = core.realfs(base.root, base.walk)
       if not r then self.srv:close() error("gondolin: vfs.realfs " .. base.root .. ": " .. tostring(err), 3) end
       prov = r
     end
