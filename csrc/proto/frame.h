@@ -19,6 +19,7 @@ enum frame_type {
 	FRAME_EXEC_RESIZE	= 0x05,	/* CBOR {rows=u, cols=u} */
 	FRAME_EXEC_SIGNAL	= 0x06,	/* CBOR {signal=u} */
 	FRAME_PING		= 0x07,	/* raw bytes, echoed as PONG */
+	FRAME_CLOCK_SET		= 0x08,	/* CBOR {ns=u}: the host's wall clock */
 
 	FRAME_HELLO		= 0x40,	/* CBOR {version=u, agent=t, kernel=t, caps=[t]} */
 	FRAME_EXEC_STARTED	= 0x41,	/* CBOR {pid=u, stdin_credit=u} */

@@ -20,12 +20,14 @@
  * until the next read from the port.
  */
 
+#include <errno.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/utsname.h>
+#include <time.h>
 #include <sys/wait.h>
 
 #include "agent.h"
@@ -501,6 +503,35 @@ static void on_stdin(struct agent *a, const struct frame *f)
 		exec_stdin(a, s, f->payload, f->len);
 }
 
+/* 2020-01-01 and 2200-01-01 in ns: a clock outside is not the host's */
+#define CLOCK_MIN_NS	1577836800000000000ULL
+#define CLOCK_MAX_NS	7258118400000000000ULL
+
+/**
+ * on_clock() - CLOCK_SET: take the host's wall clock
+ * @a: agent
+ * @f: frame
+ *
+ * The RTC has whole seconds and the boot takes more, so without this the
+ * guest runs up to seconds behind the host, whose clock stamps the files of
+ * every mount: a file just made would look as if from the future.
+ */
+static void on_clock(struct agent *a, const struct frame *f)
+{
+	struct timespec ts;
+	uint64_t ns = 0;
+
+	if (!valid_map(f) || cbor_map_uint(f->payload, f->len, "ns", &ns) != 1 ||
+	    ns < CLOCK_MIN_NS || ns > CLOCK_MAX_NS) {
+		msg_send_error(a, f->id, "malformed", "bad CLOCK_SET");
+		return;
+	}
+	ts.tv_sec = (time_t)(ns / 1000000000u);
+	ts.tv_nsec = (long)(ns % 1000000000u);
+	if (clock_settime(CLOCK_REALTIME, &ts) < 0)
+		error_fmt(a, f->id, "clock_failed", "clock_settime: %s", strerror(errno));
+}
+
 /**
  * msg_dispatch() - act on one inbound frame
  * @a: agent
@@ -524,6 +555,9 @@ void msg_dispatch(struct agent *a, const struct frame *f)
 		break;
 	case FRAME_EXEC_SIGNAL:
 		on_signal(a, f);
+		break;
+	case FRAME_CLOCK_SET:
+		on_clock(a, f);
 		break;
 	case FRAME_PING:
 		if (f->len > AGENT_PING_MAX)

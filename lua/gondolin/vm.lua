@@ -295,6 +295,7 @@ function VM:_boot(img, accel, timeout)
   local hello = sched.wait(self.hello, timeout)
   if hello and not self.hello_err then
     self.boot_time = (uv.hrtime() - t0) / 1e9
+    self:sync_clock()
     return true
   end
   local why = self.hello_err or self.dead or ("no hello from the guest agent within %gs"):format(timeout)
@@ -391,6 +392,13 @@ function VM:exec(cmd, opts)
   end
   local p = self:spawn(argv, opts)
   return p:wait()
+end
+
+--- Set the guest's wall clock to the host's (done at boot; call it after
+-- the host's clock jumped). Returns true or nil, err.
+function VM:sync_clock()
+  local s, us = uv.gettimeofday()
+  return self:_send(P.CLOCK_SET, 0, core.cbor_encode { ns = s * 1000000000 + us * 1000 })
 end
 
 --- Round trip to the agent; returns seconds or nil, err.

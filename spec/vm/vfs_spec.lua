@@ -94,6 +94,9 @@ describe("vfs mounts", function()
   end)
 
   it("keeps mtimes as ls, stat, cp -a and tar expect", function()
+    -- the guest's clock is the host's (CLOCK_SET at boot): a new file is
+    -- not from the future, so ls shows its time of day, not a year
+    assert.matches(" %d%d:%d%d new$", ok("cd /workspace && touch new && ls -l new"):gsub("\n$", ""))
     ok("touch -d '2001-02-03 04:05:06' /workspace/old")
     assert.equal(981173106, uv.fs_stat(root .. "/old").mtime.sec)
     assert.equal("981173106\n", ok("stat -c %Y /workspace/old"))
