@@ -606,12 +606,12 @@ int vfs_server_route(struct vfs_server *s, struct vfs_call *c)
 		c->handle = vfs_server_handle(s, rq->fh);
 		if (c->handle < 0)
 			return -EBADF;
+		if (rq->op == FS_WRITE && !s->h[c->handle].writable)
+			return -EBADF;
 		rq->fd = s->h[c->handle].fd;
 		c->mount = s->h[c->handle].mount;
 		if (!rq->path) {
 			rq->path = s->h[c->handle].path;
-			if (rq->op == FS_WRITE && !s->h[c->handle].writable)
-				return -EBADF;
 			return 0;
 		}
 	}
