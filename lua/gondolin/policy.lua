@@ -19,11 +19,12 @@ local uv = require "luv"
 local core = require "gondolin.core"
 local sched = require "gondolin.sched"
 local check = require "gondolin.check"
+local budget = require "gondolin.budget"
 
 local M = {}
 
 local OPTIONS = { "allow", "allow_internal", "resolve", "secrets", "on_request",
-                  "on_response", "on_event", "audit", "upstream_ca" }
+                  "on_response", "on_event", "audit", "upstream_ca", "hook_budget" }
 local SECRET_OPTIONS = { "hosts", "value", "query", "body" }
 local MAX_LIST = 4096
 local DENY_BODY = "403 Forbidden: denied by policy\n"
@@ -309,9 +310,11 @@ local function first_line(err)
   return (tostring(err):match("^[^\n]*"))
 end
 
--- Runs in its own task; ends in exactly one completion call.
+-- Runs in its own task, within the hook budget; ends in exactly one
+-- completion call.
 local function run_hook(hooks, kind, call, rq, rs)
-  local ok, err = xpcall(function()
+  local name = kind == "request" and "on_request" or "on_response"
+  local ok, err, exhausted = budget.run(hooks.budget, debug.traceback, function()
     if kind == "request" then
       local req = new_request(call, rq)
       hooks.on_request(req)
@@ -323,11 +326,11 @@ local function run_hook(hooks, kind, call, rq, rs)
       hooks.on_response(res, req)
       call:response(res:_export())
     end
-  end, debug.traceback)
+  end)
   if not ok then
-    io.stderr:write("gondolin: ", kind == "request" and "on_request" or "on_response",
-      " failed: ", tostring(err), "\n")
-    call:fail(first_line(err))
+    if exhausted then err = name .. " ran out of its " .. err end
+    io.stderr:write("gondolin: ", name, " failed: ", tostring(err), "\n")
+    call:fail(exhausted and err or first_line(err))
   end
 end
 
@@ -441,6 +444,7 @@ function M.new(opts)
   local hooks = {
     on_request = opt_function("on_request", opts.on_request),
     on_response = opt_function("on_response", opts.on_response),
+    budget = budget.check("policy option 'hook_budget'", opts.hook_budget),
   }
   local spec = {
     allow = list_of_strings("policy option 'allow'", opts.allow,

@@ -22,6 +22,7 @@ local uv = require "luv"
 local core = require "gondolin.core"
 local sched = require "gondolin.sched"
 local check = require "gondolin.check"
+local budget = require "gondolin.budget"
 
 local M = {}
 
@@ -261,8 +262,11 @@ function Server:_invoke(route, method, ...)
   local f = p[method]
   if f == nil then return nil, MUTATING[method] and "EROFS" or "ENOSYS" end
   if type(f) ~= "function" then return self:_bad(route, method, "is a " .. type(f) .. ", not a function") end
-  local ok, r, e = pcall(f, p, ...)
-  if not ok then return self:_bad(route, method, "raised: " .. tostring(r)) end
+  local ok, r, e = budget.run(self.budget, nil, f, p, ...)
+  if not ok then
+    if e == true then return self:_bad(route, method, "ran out of its " .. r) end
+    return self:_bad(route, method, "raised: " .. tostring(r))
+  end
   if r == nil and e ~= nil then
     if type(e) ~= "string" or not ERRNOS[e] then
       return self:_bad(route, method, "returned nil, " .. tostring(e) .. " (expected an errno name like \"ENOENT\")")
@@ -516,10 +520,12 @@ local function ino_table()
 end
 
 --- Build the server for a checked mount list. opts: hooks ({before, after}),
--- log (function(msg), default stderr).
+-- log (function(msg), default stderr), budget (instructions per provider or
+-- hook call: budget.lua; false for none).
 function M.server(list, opts)
   opts = opts or {}
   local self = setmetatable({ srv = core.vfs(), routes = {}, mounts = list, hooks = opts.hooks,
+                              budget = budget.check("vfs budget", opts.budget),
                               log = opts.log or function(msg) io.stderr:write(msg, "\n") end }, Server)
   local function add(path, base, m, readonly)
     local prov
@@ -584,9 +590,9 @@ function Server:serve(c)
   local hooks, ctx = self.hooks, nil
   if hooks and hooks.before then
     ctx = hook_ctx(c)
-    local ok, verdict = pcall(hooks.before, c.op, ctx)
+    local ok, verdict, exhausted = budget.run(self.budget, nil, hooks.before, c.op, ctx)
     if not ok then
-      self.log("gondolin: vfs_hooks.before raised: " .. tostring(verdict))
+      self.log("gondolin: vfs_hooks.before " .. (exhausted and "ran out of its " or "raised: ") .. tostring(verdict))
       return nil, "EIO"
     end
     if verdict == false then return nil, "EACCES" end
@@ -600,8 +606,10 @@ function Server:serve(c)
     r, err = OPS[c.op](self, route, c)
   end
   if hooks and hooks.after then
-    local ok, herr = pcall(hooks.after, c.op, ctx or hook_ctx(c), r or { err = err })
-    if not ok then self.log("gondolin: vfs_hooks.after raised: " .. tostring(herr)) end
+    local ok, herr, exhausted = budget.run(self.budget, nil, hooks.after, c.op, ctx or hook_ctx(c), r or { err = err })
+    if not ok then
+      self.log("gondolin: vfs_hooks.after " .. (exhausted and "ran out of its " or "raised: ") .. tostring(herr))
+    end
   end
   return r, err
 end

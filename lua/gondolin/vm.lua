@@ -19,6 +19,7 @@ local ca = require "gondolin.ca"
 local vfs = require "gondolin.vfs"
 local fs = require "gondolin.fs"
 local P = require "gondolin.proto"
+local budget = require "gondolin.budget"
 
 local M = {}
 
@@ -29,7 +30,7 @@ local live = setmetatable({}, { __mode = "k" })   -- every VM not yet closed
 
 local OPTIONS = { "image", "memory", "cpus", "accel", "env", "cwd", "boot_timeout",
                   "append", "start", "qemu", "console", "policy", "rootfs", "disk_size", "checkpoint",
-                  "mounts", "vfs_hooks" }
+                  "mounts", "vfs_hooks", "vfs_budget" }
 local CONSOLE_TAIL = 16 * 1024
 local KVM_PROBE_SECONDS = 5   -- a KVM boot that has not said hello by then is retried under TCG
 -- Under TCG, QEMU's emulated AVX and SSSE3 make OpenSSL's vector code slower
@@ -76,6 +77,7 @@ local function validate(opts)
     if #o.mounts == 0 then check.fail("vm option 'vfs_hooks'", "needs 'mounts'") end
     o.vfs_hooks = opts.vfs_hooks
   end
+  o.vfs_budget = budget.check("vm option 'vfs_budget'", opts.vfs_budget)
   if opts.checkpoint ~= nil then
     if opts.image ~= nil then
       check.fail("vm option 'image'", "cannot be combined with 'checkpoint' (a checkpoint names its image)")
@@ -199,7 +201,7 @@ function VM:_launch(img, accel)
   if not tls_ca then return nil, cerr end
   local fs_h, fs_g
   if #self.o.mounts > 0 then
-    self.vfs = vfs.server(self.o.mounts, { hooks = self.o.vfs_hooks })
+    self.vfs = vfs.server(self.o.mounts, { hooks = self.o.vfs_hooks, budget = self.o.vfs_budget })
     fs_h, fs_g = core.socketpair()
   end
   local argv = qemu.argv { binary = self.qemu_path, accel = accel, memory = self.o.memory,

@@ -569,6 +569,7 @@ describe("HTTP mediation (no VM)", function()
           if r.path == "/answer" then return r:respond(200, { ["X-Hook"] = "yes" }, "from hook") end
           if r.path == "/wait" then gondolin.sleep(0.01) r.path = "/hello" end
           if r.path == "/raise" then error("broken hook") end
+          if r.path == "/spin" then while true do pcall(function() while true do end end) end end
           if r.path == "/body" then r:set_body("[" .. r:body() .. "]") r.path = "/echo" end
           if r.path == "/elsewhere" then r.host = "other.test" end
         end,
@@ -620,6 +621,19 @@ describe("HTTP mediation (no VM)", function()
       assert.is_true(ok, rx)
       assert.matches("^HTTP/1.1 502 ", rx)
       assert.matches("broken hook", rx, 1, true)
+    end)
+
+    it("fails a hook that never ends closed with 502, naming the hook, and serves the next", function()
+      local lines = {}
+      local real = io.stderr
+      io.stderr = { write = function(_, ...) lines[#lines + 1] = table.concat { ... } end }
+      local ok, rx = pcall(exchange, "/spin")
+      io.stderr = real
+      assert.is_true(ok, rx)
+      assert.matches("^HTTP/1.1 502 ", rx)
+      assert.matches("on_request ran out of its instruction budget", rx, 1, true)
+      assert.matches("on_request failed: on_request ran out of its instruction budget", table.concat(lines), 1, true)
+      assert.matches("hello, world\n$", exchange "/wait")
     end)
 
     it("checks a host the hook changed against the allowlist", function()

@@ -372,6 +372,24 @@ describe("vfs server with a Lua provider that misbehaves", function()
     assert.equal("data", assert(read()).data)
   end)
 
+  it("fails a provider method or hook that never returns with EIO, and serves the next call", function()
+    local spin = true
+    srv, lines = server({ ["/api"] = {
+      getattr = function() return { type = "dir" } end,
+      readdir = function()
+        while spin do end
+        return { "a" }
+      end,
+    } }, { budget = 100000, hooks = { before = function(op) if op == "statfs" then while true do end end end } })
+    fails("EIO", srv:request("readdir", "/api", { offset = 0 }))
+    assert.equal("gondolin: vfs provider 'lua table' (mount /api) method readdir: " ..
+      "ran out of its instruction budget (100000 instructions)", lines[1])
+    fails("EIO", srv:request("statfs", "/api"))
+    assert.equal("gondolin: vfs_hooks.before ran out of its instruction budget (100000 instructions)", lines[2])
+    spin = false
+    assert.equal("a", assert(srv:request("readdir", "/api", { offset = 0 })).entries[1][1])
+  end)
+
   it("reports a method that is not a function", function()
     with { getattr = function() return { type = "dir" } end, readdir = "a list" }
     fails("EIO", srv:request("readdir", "/api", { offset = 0 }))
