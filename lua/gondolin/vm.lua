@@ -41,6 +41,8 @@ local TCG_OPENSSL_CAPS = "OPENSSL_ia32cap=~0x1000020000000000:~0x20"
 local QUIT_GRACE_SECONDS = 2
 local CHECKPOINT_QUIT_SECONDS = 30   -- QEMU flushes the overlay before it exits
 local MAX_SESSIONS = 256
+local CLOCK_CHECK_MS = 5000        -- how often the host clock is checked for jumps
+local CLOCK_JUMP_NS = 1000000000   -- a jump this large sets the guest's clock again
 local next_vm_id = 0      -- vm.id, for audit records
 
 local function validate(opts)
@@ -272,7 +274,7 @@ function VM:_on_net_event(ev)
 end
 
 function VM:_teardown()
-  for _, k in ipairs { "channel", "fs_channel", "vfs", "netif", "console_pipe", "err_pipe", "qmp" } do
+  for _, k in ipairs { "clock_timer", "channel", "fs_channel", "vfs", "netif", "console_pipe", "err_pipe", "qmp" } do
     local h = self[k]
     if h then
       self[k] = nil
@@ -298,6 +300,7 @@ function VM:_boot(img, accel, timeout)
   if hello and not self.hello_err then
     self.boot_time = (uv.hrtime() - t0) / 1e9
     self:sync_clock()
+    self:_watch_clock()
     return true
   end
   local why = self.hello_err or self.dead or ("no hello from the guest agent within %gs"):format(timeout)
@@ -400,7 +403,29 @@ end
 -- the host's clock jumped). Returns true or nil, err.
 function VM:sync_clock()
   local s, us = uv.gettimeofday()
+  self._clock_base = s * 1000000000 + us * 1000 - uv.hrtime()
   return self:_send(P.CLOCK_SET, 0, core.cbor_encode { ns = s * 1000000000 + us * 1000 })
+end
+
+-- After HELLO the guest keeps its own time. When the host resumes from
+-- suspend (the wall clock ran on, the monotonic clock and the guest did
+-- not) or its clock is stepped, wall minus monotonic moves: set it again.
+function VM:_check_clock()
+  local s, us = uv.gettimeofday()
+  local base = s * 1000000000 + us * 1000 - uv.hrtime()
+  if self._clock_base and math.abs(base - self._clock_base) > CLOCK_JUMP_NS then
+    self:sync_clock()
+    self:_watch_clock()
+    return true
+  end
+  return false
+end
+
+function VM:_watch_clock()
+  local t = uv.new_timer()
+  t:start(CLOCK_CHECK_MS, CLOCK_CHECK_MS, function() if self.running then self:_check_clock() end end)
+  t:unref()   -- never what keeps a script alive
+  self.clock_timer = t
 end
 
 --- Round trip to the agent; returns seconds or nil, err.
