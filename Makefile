@@ -120,6 +120,13 @@ $(BUILD)/fuzz/%: fuzz/%.c $(PURE_SRC) $(CORE_HDR) $(wildcard fuzz/*.h)
 	@mkdir -p $(dir $@)
 	$(CLANG) -g -O1 $(CFLAGS_COMMON) -fsanitize=fuzzer,address,undefined -o $@ $< $(PURE_SRC) $(TLS_LIBS)
 
+# The agent's FS client (its fuse files and port.c, not main.c: the target
+# stubs what they take from it), built for the host like the other targets.
+FUSE_FUZZ_SRC := $(addprefix guest/agent/,fuse.c fuse_req.c fuse_reply.c fuse_node.c port.c)
+$(BUILD)/fuzz/fs_reply_fuzz: fuzz/fs_reply_fuzz.c $(FUSE_FUZZ_SRC) $(PROTO_SRC) $(CORE_HDR) $(wildcard guest/agent/*.h)
+	@mkdir -p $(dir $@)
+	$(CLANG) -g -O1 $(CFLAGS_COMMON) -Iguest/agent -fsanitize=fuzzer,address,undefined -o $@ $< $(FUSE_FUZZ_SRC) $(PROTO_SRC)
+
 fuzz: $(FUZZ_TARGETS)
 	@for t in $(FUZZ_TARGETS); do \
 		n=$$(basename $$t); seeds=; \

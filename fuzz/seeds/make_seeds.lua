@@ -111,3 +111,93 @@ write("fs_request_fuzz/malformed",
   req(0x01, "\xa1\x64path\x63/a/") .. req(0x30, map {}) .. req(0x01, "\xbf") ..
   req(0x0d, map { "fh", uint(99), "offset", uint(0), "size", uint(1 << 20) }) ..
   req(0x01, map { "path", text "/a/../b" }) .. req(0x01, map { "path", uint(3) }))
+
+-- fs_reply_fuzz: byte 0 = setup (bit 0 a second mount on "/", bit 2 a chain
+-- of long names, bit 3 a grown node table), then records
+-- [cmd u8][len u16 BE][body]: 0 kernel request [opcode | mount << 7][nodesel]
+-- [fixed struct, little endian][names]; 2 host frame [idsel][type][payload];
+-- 3 built reply [idsel][shape][params]; 4 port gone; 5 port back. idsel 0 =
+-- the first request in flight (each seed keeps one or two in flight).
+local function rec(cmd, body) return string.pack(">BI2", cmd, #body) .. body end
+local function kreq(op, nodesel, body, mount)
+  return rec(0, string.char(op | (mount or 0) << 7, nodesel) .. (body or ""))
+end
+local function reply(payload, idsel) return rec(2, string.char(idsel or 0, 0x80) .. payload) end
+local function read_in(fh, off, size) return string.pack("<I8I8I4I4I8I4I4", fh, off, size, 0, 0, 0, 0) end
+local function attr(mode, size) return map { "mode", uint(mode), "size", uint(size or 0),
+  "mtime", uint(1700000000 * 1000000000), "ttl_ms", uint(1000) } end
+local FILE, DIR = 0x81a4, 0x41ed
+local LOOKUP, GETATTR, READLINK, MKNOD, MKDIR, UNLINK, OPEN, READ, WRITE, STATFS, RELEASE =
+  1, 3, 5, 8, 9, 10, 14, 15, 16, 17, 18
+local FORGET, READDIR, CREATE, READDIRPLUS, RENAME2, INIT = 2, 28, 35, 44, 45, 26
+os.execute("mkdir -p " .. dir .. "/fs_reply_fuzz")
+write("fs_reply_fuzz/session", "\0" ..
+  kreq(INIT, 0, string.pack("<I4I4I4I4", 7, 38, 131072, 0xffffffff) .. string.rep("\0", 48)) ..
+  kreq(LOOKUP, 0, "a\0") .. reply(map { "attr", attr(FILE, 5) }) ..
+  kreq(MKDIR, 0, string.pack("<I4I4", 493, 18) .. "d\0") .. reply(map { "attr", attr(DIR) }) ..
+  kreq(GETATTR, 1, string.pack("<I4I4I8", 0, 0, 0)) .. reply(map { "attr", attr(FILE, 5) }) ..
+  kreq(OPEN, 1, string.pack("<I4I4", 2, 0)) .. reply(map { "fh", uint(7) }) ..
+  kreq(READ, 1, read_in(7, 0, 100)) .. reply(map {} .. "hello") ..
+  kreq(WRITE, 1, read_in(7, 5, 3) .. "xyz") .. reply(map { "size", uint(3) }) ..
+  kreq(RELEASE, 1, string.pack("<I8I4I4I8", 7, 2, 0, 0)) .. reply(map {}) ..
+  kreq(READDIRPLUS, 0, read_in(0, 0, 4096)) .. reply(map {
+    "entries", array { array { text "e", attr(FILE) }, array { text "f", attr(DIR) } },
+    "eof", T }) ..
+  kreq(READDIR, 0, read_in(0, 3, 4096)) .. reply(map { "entries", array {}, "eof", T }) ..
+  kreq(CREATE, 0, string.pack("<I4I4I4I4", 2, FILE, 18, 0) .. "n\0") ..
+  reply(map { "fh", uint(9), "attr", attr(FILE) }) ..
+  kreq(MKNOD, 0, string.pack("<I4I4I4I4", FILE, 0, 18, 0) .. "m\0") ..
+  reply(map { "fh", uint(10), "attr", attr(FILE) }) .. reply(map {}) ..
+  kreq(RENAME2, 0, string.pack("<I8I4I4", 0, 0, 0) .. "a\0b\0") .. reply(map {}) ..
+  kreq(UNLINK, 0, "b\0") .. reply(map {}) ..
+  kreq(STATFS, 0) .. reply(map { "bsize", uint(4096), "blocks", uint(100), "bfree", uint(50),
+    "bavail", uint(50), "files", uint(10), "ffree", uint(5), "namelen", uint(255) }) ..
+  kreq(READLINK, 2) .. reply(map { "target", text "../t" }) ..
+  kreq(FORGET, 1, string.pack("<I8", 1)))
+write("fs_reply_fuzz/bad_replies", "\0" ..
+  kreq(LOOKUP, 0, "a\0") .. reply(map { "err", text "ENOENT" }) ..
+  kreq(LOOKUP, 0, "a\0") .. reply("\xa1") ..
+  kreq(LOOKUP, 0, "a\0") .. reply(map { "attr", map { "mode", text "x" } }) ..
+  kreq(LOOKUP, 0, "a\0") .. reply(map { "attr", map { "mode", uint(0644) } }) ..
+  kreq(LOOKUP, 0, "a\0") .. reply(map { "attr", attr(FILE) } .. "\0") ..
+  kreq(READ, 0, read_in(1, 0, 4)) .. reply(map {} .. "toolong") ..
+  kreq(READ, 0, read_in(1, 0, 4)) .. rec(2, "\0\x01" .. map {}) ..
+  reply(map {}, 0xf0) .. reply(map {}, 0xff) ..
+  kreq(GETATTR, 0) .. reply("\xa1\x64attr\x5b\xff\xff\xff\xff\xff\xff\xff\xff") ..
+  kreq(READDIR, 0, read_in(0, 0, 4096)) .. reply(map {
+    "entries", array { array { text "..", attr(DIR) }, array { text "a/b", attr(FILE) } },
+    "eof", F }) ..
+  kreq(READDIR, 0, read_in(0, 0, 24)) .. reply(map { "entries", array {}, "eof", T }) ..
+  kreq(READLINK, 0) .. reply(map { "target", text "a\0b" }) ..
+  kreq(OPEN, 0, string.pack("<I4I4", 0, 0)) .. reply(map { "fh", nint(-1) }) ..
+  kreq(CREATE, 0, string.pack("<I4I4I4I4", 2, FILE, 18, 0) .. "n\0") ..
+  reply(map { "fh", uint(3), "attr", map { "mode", uint(0) } }) .. reply(map {}))
+write("fs_reply_fuzz/two_mounts", "\3" ..
+  kreq(LOOKUP, 0, "a\0", 1) .. kreq(LOOKUP, 0, "b\0") ..
+  reply(map { "attr", attr(DIR) }) .. reply(map { "attr", attr(FILE) }) ..
+  kreq(LOOKUP, 1, "c\0", 1) .. kreq(READ, 0, read_in(1, 0, 10)) .. rec(4, "") ..
+  kreq(GETATTR, 0) .. rec(5, "") .. kreq(GETATTR, 0, "", 1) .. reply(map { "attr", attr(DIR) }))
+write("fs_reply_fuzz/built", "\0" ..
+  kreq(LOOKUP, 0, "a\0") .. rec(3, "\0\0\x03\1" .. string.rep("\7", 10)) ..
+  kreq(READDIRPLUS, 0, read_in(0, 0, 8192)) .. rec(3, "\0\0\5" .. string.rep("\3\65\66\67\0\0", 5) .. "\1") ..
+  kreq(LOOKUP, 1, "x\0") .. rec(3, "\0\2\0") ..
+  kreq(CREATE, 1, string.pack("<I4I4I4I4", 2, FILE, 18, 0) .. "n\0") .. rec(3, "\0\3\0\9\0\0\0\0\0\9\0\0\1") ..
+  kreq(READ, 0, read_in(1, 0, 100)) .. rec(3, "\0\0\0\0\50") ..
+  kreq(WRITE, 0, read_in(1, 0, 4) .. "abcd") .. rec(3, "\0\0\0\0\0\4"))
+write("fs_reply_fuzz/unlinked_open", "\0" ..
+  kreq(LOOKUP, 0, "a\0") .. reply(map { "attr", attr(FILE, 5) }) ..
+  kreq(OPEN, 1, string.pack("<I4I4", 2, 0)) .. reply(map { "fh", uint(5) }) ..
+  kreq(UNLINK, 0, "a\0") .. reply(map {}) ..
+  kreq(GETATTR, 1) .. reply(map { "attr", attr(FILE, 5) }) ..
+  kreq(4, 1, string.pack("<I4I4I8I8I8I8I8I8I4I4I4I4I4I4I4I4", 8, 0, 0, 3, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)) ..
+  reply(map { "attr", attr(FILE, 3) }) ..
+  kreq(LOOKUP, 0, "x\0") .. reply(map { "attr", attr(DIR) }) ..
+  kreq(LOOKUP, 0, "y\0") .. reply(map { "attr", attr(FILE) }) ..
+  kreq(RENAME2, 0, string.pack("<I8I4I4", 1, 2, 0) .. "x\0y\0") .. reply(map {}) ..
+  kreq(RELEASE, 1, string.pack("<I8I4I4I8", 5, 2, 0, 0)) .. reply(map {}))
+write("fs_reply_fuzz/big_tables", "\x0c" ..
+  kreq(LOOKUP, 8, string.rep("e", 255) .. "\0") .. kreq(LOOKUP, 9, string.rep("e", 255) .. "\0") ..
+  reply(map { "err", text "ENOENT" }) ..
+  kreq(LOOKUP, 15, "e\0") .. reply(map { "attr", attr(FILE) }) ..
+  kreq(READDIRPLUS, 0, read_in(0, 0, 65536)) .. reply(map { "entries", array {
+    array { text "n5", attr(FILE) }, array { text "new", attr(DIR) } }, "eof", T }))
