@@ -423,7 +423,15 @@ end
 
 function VM:_watch_clock()
   local t = uv.new_timer()
-  t:start(CLOCK_CHECK_MS, CLOCK_CHECK_MS, function() if self.running then self:_check_clock() end end)
+  local weak = setmetatable({ vm = self }, { __mode = "v" })   -- the timer must not keep the VM alive
+  t:start(CLOCK_CHECK_MS, CLOCK_CHECK_MS, function()
+    local vm = weak.vm
+    if not vm then
+      if not t:is_closing() then t:close() end
+    elseif vm.running then
+      vm:_check_clock()
+    end
+  end)
   t:unref()   -- never what keeps a script alive
   self.clock_timer = t
 end
