@@ -256,6 +256,7 @@ static void px_event(void *ud, const struct proxy_event *ev)
 		api_set_int(L, "secrets", ev->secrets);
 	if (ev->masked)
 		api_set_int(L, "masked", ev->masked);
+	set_str(L, "secret", ev->violation);
 	if (ev->websocket) {
 		lua_pushboolean(L, 1);
 		lua_setfield(L, -2, "websocket");

@@ -241,6 +241,7 @@ void px_audit(struct proxy *px)
 	ev.upstream = x->upstream[0] ? x->upstream : NULL;
 	ev.reused = x->reused;
 	ev.secrets = x->secrets;
+	ev.violation = x->violation >= 0 ? px->ctx->policy->secrets[x->violation].name : NULL;
 	ev.masked = x->masker ? (unsigned)x->masker->count : 0;
 	ev.websocket = x->websocket && px->state == PX_TUNNEL;
 	ev.tls = px->tls;
@@ -281,6 +282,7 @@ void px_exch_clear(struct proxy *px)
 		free(x->mask);
 	memset(x, 0, sizeof(*x));
 	x->rule = -1;
+	x->violation = -1;
 	px->active = false;
 }
 
@@ -1117,6 +1119,7 @@ struct proxy *proxy_new(struct proxy_ctx *ctx, struct stream *s, uint64_t flow,
 	s->ud = px;
 	px->flow = flow;
 	px->x.rule = -1;
+	px->x.violation = -1;
 	if (n)
 		memcpy(px->in, first, n);	/* TLS flows start with none */
 	px->in_len = n;

@@ -52,6 +52,8 @@ struct proxy;
  * @reused:	the upstream connection came from the pool
  * @secrets:	placeholders substituted in the request
  * @masked:	secret values masked in the response
+ * @violation:	name of the secret the request tried to send where it may
+ *		not go (the request was refused), or NULL
  * @websocket:	the exchange became a websocket tunnel
  * @tls:	the guest connection is TLS (https)
  */
@@ -72,6 +74,7 @@ struct proxy_event {
 	const char *upstream;
 	bool reused;
 	unsigned secrets, masked;
+	const char *violation;
 	bool websocket;
 	bool tls;
 };

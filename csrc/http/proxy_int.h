@@ -164,6 +164,7 @@ struct growbuf {
  * @conn_err:	connect result not yet acted on (0: none)
  * @conn_why:	its text
  * @status, @decision, @reason: audit
+ * @violation:	index of the secret refused toward this host, -1 for none
  * @reason_buf:	storage for a formatted @reason
  * @bytes_in, @bytes_out: audit byte counts
  * @secrets:	placeholders substituted
@@ -230,6 +231,7 @@ struct exch {
 	char reason_buf[PX_REASON_MAX];
 	uint64_t bytes_in, bytes_out;
 	unsigned secrets;
+	int violation;
 	struct secret echo[PX_ECHO_MAX];
 	size_t necho;
 	struct secret *mask;

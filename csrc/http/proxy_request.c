@@ -294,6 +294,24 @@ int px_mask_set(struct proxy *px)
 }
 
 /**
+ * secret_refused() - a placeholder may not go to this host: refuse, and
+ * name the secret in the audit event (the policy's on_violation acts on it)
+ * @px:		flow
+ * @which:	index of the secret, -1 when unknown
+ *
+ * Return: 403, with x.reason and x.violation set.
+ */
+static int secret_refused(struct proxy *px, int which)
+{
+	const struct policy *pol = px->ctx->policy;
+
+	px->x.violation = which;
+	px_set_reason(px, "secret %s may not be sent to %s",
+		      which >= 0 ? pol->secrets[which].name : "?", px->x.host.name);
+	return 403;
+}
+
+/**
  * substitute() - secrets in one request field value
  * @px:		flow
  * @name:	field name
@@ -341,8 +359,7 @@ static int substitute(struct proxy *px, struct http1_slice name,
 	return 0;
 fail:
 	if (rc == -EACCES)
-		px_set_reason(px, "secret %s may not be sent to %s",
-			      which >= 0 ? pol->secrets[which].name : "?", px->x.host.name);
+		secret_refused(px, which);
 	return rc;
 }
 
@@ -354,11 +371,7 @@ fail:
  */
 static int fill_denied(struct proxy *px)
 {
-	const struct policy *pol = px->ctx->policy;
-
-	px_set_reason(px, "secret %s may not be sent to %s",
-		      pol->secrets[px->x.filler->denied].name, px->x.host.name);
-	return 403;
+	return secret_refused(px, px->x.filler->denied);
 }
 
 /* Where fill_run() puts what the filler produces: 0, or < 0 to stop. */
@@ -519,9 +532,7 @@ static int build_uhead(struct proxy *px)
 				px_set_reason(px, "the target is too long after secret substitution");
 				return 414;
 			}
-			px_set_reason(px, "secret %s may not be sent to %s",
-				      which >= 0 ? pol->secrets[which].name : "?", x->host.name);
-			return 403;
+			return secret_refused(px, which);
 		}
 		x->secrets += (unsigned)rc;
 		target = (struct http1_slice){ arena, used };

@@ -24,8 +24,9 @@ local budget = require "gondolin.budget"
 local M = {}
 
 local OPTIONS = { "allow", "allow_internal", "resolve", "secrets", "on_request",
-                  "on_response", "on_event", "audit", "upstream_ca", "hook_budget" }
-local SECRET_OPTIONS = { "hosts", "value", "query", "body" }
+                  "on_response", "on_event", "audit", "upstream_ca", "hook_budget", "on_violation" }
+local SECRET_OPTIONS = { "hosts", "value", "query", "body", "on_violation" }
+local VIOLATION_ACTIONS = { "block", "terminate" }
 local MAX_LIST = 4096
 local DENY_BODY = "403 Forbidden: denied by policy\n"
 
@@ -425,7 +426,9 @@ local function validate_secrets(v)
           :format(k, type(s[k])), 2)
       end
     end
-    out[#out + 1] = { name = name, value = s.value, hosts = hosts, query = s.query, body = s.body }
+    local action = s.on_violation ~= nil and check.oneof(w(".on_violation"), s.on_violation, VIOLATION_ACTIONS) or nil
+    out[#out + 1] = { name = name, value = s.value, hosts = hosts, query = s.query, body = s.body,
+                      on_violation = action }
   end
   return out
 end
@@ -469,16 +472,26 @@ function M.new(opts)
     local msg = tostring(c):gsub("^" .. field .. ": ", "")
     check.fail(("policy option '%s'"):format(field), msg)
   end
+  local default_action = opts.on_violation ~= nil and
+    check.oneof("policy option 'on_violation'", opts.on_violation, VIOLATION_ACTIONS) or "block"
+  local actions = {}
+  for _, s in ipairs(spec.secrets) do actions[s.name] = s.on_violation or default_action end
   local placeholders = c:placeholders()
   local env = {}
   for _, s in ipairs(spec.secrets) do env[#env + 1] = s.name .. "=" .. placeholders[s.name] end
   return setmetatable({ _c = c, env = env, placeholders = placeholders,
-                        _on_event = on_event, _audit = opts.audit }, Policy)
+                        _on_event = on_event, _audit = opts.audit, _actions = actions }, Policy)
 end
 
 --- Is v a compiled policy?
 function M.is(v)
   return getmetatable(v) == Policy
+end
+
+--- What a VM does when a request tries to send secret `name` where it may
+-- not go: "block" (403 and the event) or "terminate" (the VM is stopped).
+function Policy:_violation_action(name)
+  return self._actions[name] or "block"
 end
 
 --- Does anything listen for audit events?

@@ -149,6 +149,7 @@ end
 
 -- Human-readable reason QEMU went away, with the console tail.
 function VM:_death(code, sig)
+  if self.terminated then return self.terminated end
   local why = sig and ("qemu was killed by signal %d"):format(sig)
     or ("qemu exited with status %d"):format(code or -1)
   local err = ring_text(self.qemu_err):gsub("%s+$", "")
@@ -270,7 +271,21 @@ end
 function VM:_on_net_event(ev)
   ev.time = policy.now()
   ev.vm = self.id
-  self.o.policy:_emit(ev)
+  local pol = self.o.policy
+  if ev.secret then ev.violation = pol:_violation_action(ev.secret) end
+  pol:_emit(ev)
+  if ev.violation == "terminate" then
+    self:_terminate(("terminated by policy: secret %s may not be sent to %s (on_violation = \"terminate\")")
+      :format(ev.secret, tostring(ev.host)))
+  end
+end
+
+-- Stop the VM now, from inside a loop callback: what its exec calls and
+-- every later call on it report is why.
+function VM:_terminate(why)
+  if self.dead or not self.proc then return end
+  self.terminated = why
+  self.proc:kill(9)
 end
 
 function VM:_teardown()
