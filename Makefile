@@ -36,7 +36,7 @@ AGENT      := $(BUILD)/guest/gondolin-agent
 MUSL_CC    ?= musl-gcc
 GUEST_DIR  := $(BUILD)/guest
 
-.PHONY: all module agent guest kernel stock-kernel deps run test test-unit test-vm asan fuzz bench install check-install valgrind clean help
+.PHONY: all module agent guest kernel stock-kernel deps run test test-unit test-vm asan fuzz fuzz-long bench install check-install valgrind clean help
 
 all: module guest
 
@@ -49,6 +49,7 @@ help:
 	@echo "make asan     unit specs against an ASan+UBSan build of the module"
 	@echo "make valgrind unit specs and examples/hello.lua under valgrind"
 	@echo "make fuzz     run every libFuzzer target for FUZZ_SECONDS (default 30)"
+	@echo "make fuzz-long every target for FUZZ_LONG_SECONDS (600), corpora kept in fuzz/corpus/"
 	@echo "make bench    run the benchmarks in bench/"
 	@echo "make install  install module, Lua files, guest files and the CLI"
 
@@ -127,17 +128,15 @@ $(BUILD)/fuzz/fs_reply_fuzz: fuzz/fs_reply_fuzz.c $(FUSE_FUZZ_SRC) $(PROTO_SRC) 
 	@mkdir -p $(dir $@)
 	$(CLANG) -g -O1 $(CFLAGS_COMMON) -Iguest/agent -fsanitize=fuzzer,address,undefined -o $@ $< $(FUSE_FUZZ_SRC) $(PROTO_SRC)
 
+FUZZ_JOBS ?= $(shell nproc)
+FUZZ_LONG_SECONDS ?= 600
 fuzz: $(FUZZ_TARGETS)
-	@for t in $(FUZZ_TARGETS); do \
-		n=$$(basename $$t); seeds=; \
-		[ -d fuzz/seeds/$$n ] && seeds=fuzz/seeds/$$n; \
-		mkdir -p fuzz/corpus-$$n; \
-		echo "fuzz: $$n for $(FUZZ_SECONDS)s"; \
-		$$t -max_total_time=$(FUZZ_SECONDS) -print_final_stats=0 fuzz/corpus-$$n $$seeds \
-			> $(BUILD)/fuzz/$$n.log 2>&1; rc=$$?; \
-		tail -3 $(BUILD)/fuzz/$$n.log; \
-		[ $$rc -eq 0 ] || { echo "fuzz: $$n failed (log: $(BUILD)/fuzz/$$n.log)"; exit 1; }; \
-	done
+	@bash fuzz/run.sh $(FUZZ_SECONDS) 1 0 $(FUZZ_TARGETS)
+
+# Every target for FUZZ_LONG_SECONDS (at least 10 minutes), FUZZ_JOBS at
+# once; what they find is merged into fuzz/corpus/ (commit it).
+fuzz-long: $(FUZZ_TARGETS)
+	@bash fuzz/run.sh $(FUZZ_LONG_SECONDS) $(FUZZ_JOBS) 1 $(FUZZ_TARGETS)
 
 bench: all kernel
 	$(LUA) bin/gondolin bench/boot.lua
