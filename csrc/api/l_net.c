@@ -393,6 +393,15 @@ static void on_log(void *ud, const char *msg)
 	lnet_call(&k);
 }
 
+/* a per-VM bound refused something: on_log("limit: NAME") */
+static void on_limit(void *ud, const char *name)
+{
+	char msg[64];
+
+	snprintf(msg, sizeof(msg), "limit: %s", name);
+	on_log(ud, msg);
+}
+
 /**
  * lnet_enter() - start a call into the stack from thread @L
  * @ln:		net
@@ -541,12 +550,14 @@ static void read_config(lua_State *L, struct net_config *cfg)
 				      cfg->max_half_open : cfg->max_tcp);
 	cfg->tcp_buf = opt_uint(L, "tcp_buf", LNET_MIN_TCP_BUF, LNET_MAX_TCP_BUF,
 				cfg->tcp_buf);
+	cfg->max_buffered = opt_uint(L, "max_buffered", LNET_MIN_TCP_BUF, UINT32_MAX,
+				     (uint32_t)cfg->max_buffered);
 }
 
 /**
  * lnet_new() - core.net{on_output=, on_accept=, on_event=, on_log=,
  * gw_ip=, guest_ip=, netmask=, gw_mac=, guest_mac=, mtu=, lease=,
- * max_tcp=, max_half_open=, tcp_buf=}
+ * max_tcp=, max_half_open=, tcp_buf=, max_buffered=}
  * @L:		Lua state
  *
  * Return: 1 (the net); raises on a bad option or configuration
@@ -555,7 +566,7 @@ static int lnet_new(lua_State *L)
 {
 	static const struct net_ops ops = {
 		.output = on_output, .tcp_accept = on_accept,
-		.tcp_event = on_event, .log = on_log,
+		.tcp_event = on_event, .log = on_log, .limit = on_limit,
 	};
 	static const char *const cbs[] = { "on_output", "on_accept", "on_event", "on_log" };
 	struct net_config cfg;

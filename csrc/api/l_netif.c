@@ -112,7 +112,17 @@ struct flow {
  * @policy:	our reference to the policy
  * @next_flow:	next flow id
  * @events:	on_event is a function
+ * @limit_hits:	times each per-VM bound (limit_names) refused something
+ * @limit_ms:	when its last audit event went out (one a second at most:
+ *		a SYN flood must not become an event flood)
  */
+/* The per-VM bounds of this file and net/ (docs/security.md) */
+static const char *const limit_names[] = {
+	"tcp_flows", "tcp_half_open", "tcp_buffered", "http_flows",
+};
+#define NETIF_LIMITS	(sizeof(limit_names) / sizeof(limit_names[0]))
+#define NETIF_LIMIT_EVENT_MS	1000
+
 struct netif {
 	struct api_handle h;	/* must be first */
 	uv_pipe_t pipe;
@@ -136,6 +146,7 @@ struct netif {
 	struct policy *policy;
 	uint64_t next_flow;
 	bool events;
+	uint64_t limit_hits[NETIF_LIMITS], limit_ms[NETIF_LIMITS];
 };
 
 static void netif_flush(struct netif *nif);
@@ -214,6 +225,36 @@ static void flow_event(struct netif *nif, const struct flow *f, const char *deci
 	set_str(L, "host", dns_pool_name(nif->net.dns, c->dst_ip));
 	if (sni && *sni)
 		set_str(L, "sni", sni);
+	api_call_uservalue(L, nif, UV_ON_EVENT, 1);
+}
+
+/**
+ * on_limit() - a per-VM bound refused something: count it, and send an
+ * audit event {kind = "limit", limit = name, hits = n} at most once a
+ * second per bound
+ * @ud:		interface
+ * @name:	one of limit_names
+ */
+static void on_limit(void *ud, const char *name)
+{
+	struct netif *nif = ud;
+	uint64_t now = uv_now(nif->timer.loop);
+	lua_State *L = nif->h.L;
+	size_t i;
+
+	for (i = 0; i < NETIF_LIMITS && strcmp(limit_names[i], name); i++)
+		;
+	if (i == NETIF_LIMITS)
+		return;
+	nif->limit_hits[i]++;
+	if (nif->closed || !nif->events ||
+	    (nif->limit_ms[i] && now - nif->limit_ms[i] < NETIF_LIMIT_EVENT_MS))
+		return;
+	nif->limit_ms[i] = now;
+	lua_createtable(L, 0, 3);
+	set_str(L, "kind", "limit");
+	set_str(L, "limit", name);
+	api_set_int(L, "hits", (lua_Integer)nif->limit_hits[i]);
 	api_call_uservalue(L, nif, UV_ON_EVENT, 1);
 }
 
@@ -503,6 +544,7 @@ static void flow_tls(struct flow *f, const struct clienthello *ch)
 		return;
 	}
 	if (nif->px.nflows >= PROXY_MAX_FLOWS) {
+		on_limit(nif, "http_flows");
 		flow_refuse(f, "tls", "too many HTTP flows at once", ch->sni);
 		return;
 	}
@@ -542,10 +584,12 @@ static void flow_sniff(struct flow *f)
 	if (fc.kind == FLOW_HTTP) {
 		tcp_stream_init(&f->ts, &nif->net, f->c);
 		f->px = proxy_new(&nif->px, &f->ts.s, f->id, f->buf, f->n);
-		if (!f->px)
-			flow_refuse(f, "http", nif->px.nflows >= PROXY_MAX_FLOWS ?
-				    "too many HTTP flows at once" : "out of memory", NULL);
-		else
+		if (!f->px && nif->px.nflows >= PROXY_MAX_FLOWS) {
+			on_limit(nif, "http_flows");
+			flow_refuse(f, "http", "too many HTTP flows at once", NULL);
+		} else if (!f->px) {
+			flow_refuse(f, "http", "out of memory", NULL);
+		} else
 			flow_mediate(f);
 	} else if (fc.kind == FLOW_TLS) {
 		flow_tls(f, &fc.hello);
@@ -862,6 +906,7 @@ static int lnetif_new(lua_State *L)
 	static const struct net_ops ops = {
 		.output = on_output, .tx_frame = on_tx_frame,
 		.tcp_accept = on_tcp_accept, .tcp_event = on_tcp_event,
+		.limit = on_limit,
 	};
 	int fd = (int)luaL_checkinteger(L, 1);
 	bool hook_req = false, hook_res = false, chacha;
@@ -958,6 +1003,10 @@ static int lnetif_stats(lua_State *L)
 	api_set_int(L, "tls_handshakes", (lua_Integer)nif->tls.handshakes);
 	api_set_int(L, "tls_resumed", (lua_Integer)nif->tls.resumed);
 	api_set_int(L, "tls_failures", (lua_Integer)nif->tls.failures);
+	lua_createtable(L, 0, NETIF_LIMITS);
+	for (size_t i = 0; i < NETIF_LIMITS; i++)
+		api_set_int(L, limit_names[i], (lua_Integer)nif->limit_hits[i]);
+	lua_setfield(L, -2, "limits");
 	return 1;
 }
 

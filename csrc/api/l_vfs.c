@@ -481,7 +481,8 @@ static int lvfs_defer_all(lua_State *L)
 	return 0;
 }
 
-/* srv:frame(type, payload) -> reply | false, call */
+/* srv:frame(type, payload) -> reply[, nil, limit] | false, call; limit names the
+ * per-VM bound ("fs_pending", "fs_handles") that refused the request */
 static int lvfs_frame(lua_State *L)
 {
 	struct vfs_server *s = check_srv(L, 1);
@@ -494,7 +495,11 @@ static int lvfs_frame(lua_State *L)
 	if (vfs_server_request(s, (unsigned int)type, (const uint8_t *)p, len, &c) ==
 	    VFS_REPLIED) {
 		lua_pushlstring(L, (const char *)s->out, s->out_len);
-		return 1;
+		if (!s->limit)
+			return 1;
+		lua_pushnil(L);
+		lua_pushstring(L, s->limit);	/* a per-VM bound refused it */
+		return 3;
 	}
 	lua_pushboolean(L, 0);
 	push_call(L, s, &c, true);

@@ -54,6 +54,18 @@ void net_config_default(struct net_config *cfg)
 	cfg->max_tcp = 1024;
 	cfg->max_half_open = 128;
 	cfg->tcp_buf = 256 * 1024;
+	cfg->max_buffered = 64u << 20;		/* TCP ring bytes of all flows */
+}
+
+/**
+ * net_limit() - tell the embedder a per-VM bound refused something
+ * @n:		stack
+ * @limit:	its name (docs/security.md, "Per-VM bounds")
+ */
+void net_limit(struct net *n, const char *limit)
+{
+	if (n->ops.limit)
+		n->ops.limit(n->ud, limit);
 }
 
 /**

@@ -49,6 +49,7 @@ struct net_config {
 	uint8_t pool_bits;
 	uint32_t max_tcp, max_half_open;
 	uint32_t tcp_buf;
+	uint64_t max_buffered;
 };
 
 /* What happened on a TCP connection, for ops.tcp_event. */
@@ -72,6 +73,8 @@ enum tcp_event {
  *		accept (SYN-ACK), false to refuse (RST)
  * @tcp_event:	see enum tcp_event
  * @log:	optional diagnostics (one line, no newline)
+ * @limit:	optional: a per-VM bound refused something ("tcp_flows",
+ *		"tcp_half_open", "tcp_buffered"); may be called often
  */
 struct net_ops {
 	void (*output)(void *ud, const uint8_t *frame, size_t len);
@@ -79,6 +82,7 @@ struct net_ops {
 	bool (*tcp_accept)(void *ud, struct tcp_conn *c);
 	void (*tcp_event)(void *ud, struct tcp_conn *c, enum tcp_event ev);
 	void (*log)(void *ud, const char *msg);
+	void (*limit)(void *ud, const char *limit);
 };
 
 /*
@@ -108,6 +112,7 @@ struct net {
 };
 
 void net_config_default(struct net_config *cfg);
+void net_limit(struct net *n, const char *limit);
 int net_init(struct net *n, const struct net_config *cfg,
 	     const struct net_ops *ops, void *ud);
 void net_free(struct net *n);

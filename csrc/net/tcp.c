@@ -446,16 +446,21 @@ static void tcp_set_state(struct net *n, struct tcp_sock *s, enum tcp_st st)
 }
 
 /**
- * tcp_reserve() - give a ring its storage, counting it
+ * tcp_reserve() - give a ring its storage, counting it against the VM's
+ * cfg.max_buffered
  * @n:		stack
  * @r:		ring
  *
- * Return: 0, or -ENOMEM
+ * Return: 0, -ENOBUFS (the VM's bound) or -ENOMEM
  */
 static int tcp_reserve(struct net *n, struct tcp_ring *r)
 {
 	if (r->buf)
 		return 0;
+	if (n->tcp->buf_bytes + r->size > n->cfg.max_buffered) {
+		net_limit(n, "tcp_buffered");
+		return -ENOBUFS;
+	}
 	if (tcp_ring_reserve(r) < 0)
 		return -ENOMEM;
 	n->tcp->buf_bytes += r->size;
@@ -1335,11 +1340,13 @@ static int tcp_syn(struct net *n, const struct tcp_seg *g)
 
 	if (ts->half_open >= n->cfg.max_half_open) {
 		ts->syn_dropped++;
+		net_limit(n, "tcp_half_open");
 		return 0;
 	}
 	s = tcp_slot_alloc(n);
 	if (!s) {
 		n->stats.tcp_refused++;
+		net_limit(n, "tcp_flows");
 		tcp_rst_reply(n, g);
 		return 1;
 	}
@@ -1665,7 +1672,7 @@ static bool tcp_data(struct net *n, struct tcp_sock *s, const struct tcp_seg *g)
 		return true;
 	len = len < space - off ? len : space - off;	/* beyond the buffer */
 	if (tcp_reserve(n, &s->rcv) < 0) {
-		tcp_reset(n, s, "no memory for the receive buffer");
+		tcp_reset(n, s, "no buffer for the guest's bytes (VM bound or memory)");
 		return false;
 	}
 	if (off) {				/* beyond a hole */
@@ -1961,7 +1968,9 @@ static void tcp_rtx_expire(struct net *n, struct tcp_sock *s)
 static void tcp_state_expire(struct net *n, struct tcp_sock *s)
 {
 	s->t_state = 0;
-	if (s->state == TCP_ST_SYN_RECEIVED) {
+	if (s->starved) {
+		tcp_reset(n, s, "no send buffer (VM bound or memory)");
+	} else if (s->state == TCP_ST_SYN_RECEIVED) {
 		tcp_reset(n, s, "handshake timeout");
 	} else if (s->state == TCP_ST_TIME_WAIT) {
 		if (s->rcv.len && n->now_ms - s->last_act < TCP_IDLE_MS)
@@ -2287,7 +2296,11 @@ size_t tcp_write(struct net *n, struct tcp_conn *c, const uint8_t *p,
 	if (!k)
 		return 0;
 	if (tcp_reserve(n, &s->snd) < 0) {
-		s->write_blocked = true;	/* no memory: refused, as when full */
+		/* no buffer: the flow is lost, reset from the timer (not from
+		 * inside the embedder's write) */
+		s->write_blocked = s->starved = true;
+		s->t_state = n->now_ms + 1;	/* 0 would mean no deadline */
+		tcp_sched(n, s);
 		return 0;
 	}
 	tcp_ring_put(&s->snd, 0, p, k);

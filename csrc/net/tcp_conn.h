@@ -86,6 +86,7 @@ struct tcp_ooo {
  * @fin_held:	the guest sent a FIN at @fin_held_seq beyond a hole
  * @ack_now:	an ACK is owed to the guest (sent once per input)
  * @write_blocked: a tcp_write() came up short: send TCP_EV_WRITABLE
+ * @starved:	the send buffer could not be had: reset at the next timer
  * @persist:	@t_rtx is the zero-window probe timer, not retransmission
  * @rtt_on:	timing the segment that ends at @rtt_seq (Karn: new data only)
  * @rtt_valid:	@srtt8 and @rttvar8 hold a measurement
@@ -121,7 +122,7 @@ struct tcp_sock {
 	uint64_t deadline;
 	uint8_t state, busy, ev;
 	bool known, ws_ok, fin_queued, fin_sent, fin_rcvd, fin_held, ack_now;
-	bool write_blocked, persist, rtt_on, rtt_valid, in_recovery;
+	bool write_blocked, starved, persist, rtt_on, rtt_valid, in_recovery;
 	uint8_t snd_wscale, rcv_wscale, dupacks, retries, backoff;
 	uint16_t snd_mss, rcv_mss;
 	uint32_t iss, snd_una, snd_nxt, snd_max, fin_seq;

@@ -336,8 +336,10 @@ int vfs_server_open(struct vfs_server *s, const struct vfs_call *c, int fd,
 
 	for (i = 0; i < VFS_HANDLES_MAX && s->h[i].used; i++)
 		;
-	if (i == VFS_HANDLES_MAX)
+	if (i == VFS_HANDLES_MAX) {
+		s->limit = "fs_handles";
 		return -EMFILE;
+	}
 	h = &s->h[i];
 	h->path = strdup(c->rq.path);
 	if (!h->path)
@@ -858,8 +860,10 @@ int vfs_server_call(struct vfs_server *s, struct vfs_call *c,
 		rp->dir = d;
 	}
 	if ((c->rq.op == FS_OPEN || c->rq.op == FS_CREATE) &&
-	    s->nh == VFS_HANDLES_MAX)
+	    s->nh == VFS_HANDLES_MAX) {
+		s->limit = "fs_handles";
 		return -EMFILE;
+	}
 	ret = m->ops->call(m->self, &c->rq, rp);
 	if (ret == 0 && rp->len > rp->cap)
 		ret = -EIO;
@@ -905,6 +909,7 @@ enum vfs_outcome vfs_server_request(struct vfs_server *s, unsigned int type,
 {
 	int ret;
 
+	s->limit = NULL;
 	ret = dec_request(s, type, p, len, &c->rq);
 	if (ret == 0)
 		ret = vfs_server_route(s, c);
@@ -922,6 +927,7 @@ enum vfs_outcome vfs_server_request(struct vfs_server *s, unsigned int type,
 		return VFS_REPLIED;
 	}
 	if (s->pending >= VFS_PENDING_MAX) {
+		s->limit = "fs_pending";
 		vfs_server_error(s, EAGAIN);
 		return VFS_REPLIED;
 	}

@@ -192,6 +192,7 @@ struct vfs_handle {
  * @defer_all:	hooks are set: every request goes to Lua
  * @pending:	deferred requests not yet answered (bounded by
  *		VFS_PENDING_MAX; the guest's own bound is FS_INFLIGHT_MAX)
+ * @limit:	the per-VM bound that refused the last request, or NULL
  * @out:	the reply being built
  */
 struct vfs_server {
@@ -201,6 +202,7 @@ struct vfs_server {
 	unsigned int nh;
 	bool defer_all;
 	unsigned int pending;
+	const char *limit;
 	char path[FS_PATH_MAX + 1], path2[FS_PATH_MAX + 1];
 	char target[FS_PATH_MAX + 1];
 	uint8_t out[VFS_REPLY_MAX];

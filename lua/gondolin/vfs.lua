@@ -521,11 +521,12 @@ end
 
 --- Build the server for a checked mount list. opts: hooks ({before, after}),
 -- log (function(msg), default stderr), budget (instructions per provider or
--- hook call: budget.lua; false for none).
+-- hook call: budget.lua; false for none), on_limit (function(name): a
+-- per-VM bound refused a guest request).
 function M.server(list, opts)
   opts = opts or {}
   local self = setmetatable({ srv = core.vfs(), routes = {}, mounts = list, hooks = opts.hooks,
-                              budget = budget.check("vfs budget", opts.budget),
+                              budget = budget.check("vfs budget", opts.budget), on_limit = opts.on_limit,
                               log = opts.log or function(msg) io.stderr:write(msg, "\n") end }, Server)
   local function add(path, base, m, readonly)
     local prov
@@ -616,8 +617,11 @@ end
 
 --- One FS request frame; send(type, id, payload) sends the reply.
 function Server:frame(t, id, payload, send)
-  local reply, c = self.srv:frame(t, payload)
-  if reply then return send(FS_REPLY, id, reply) end
+  local reply, c, limit = self.srv:frame(t, payload)
+  if reply then
+    if limit and self.on_limit then self.on_limit(limit) end
+    return send(FS_REPLY, id, reply)
+  end
   sched.spawn(function()
     local ok, r, err = pcall(self.serve, self, c)
     if not ok then

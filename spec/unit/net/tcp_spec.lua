@@ -900,3 +900,58 @@ describe("tcp timers", function()
     assert.equal(0, h.net:tcp_gauges().conns)
   end)
 end)
+
+describe("tcp per-VM bounds", function()
+  local function limits(logs)
+    local out = {}
+    for _, l in ipairs(logs) do
+      local name = l:match("^limit: (%S+)$")
+      if name then out[#out + 1] = name end
+    end
+    return out
+  end
+
+  it("names the bound that refused a SYN: the half-open table, the flow table", function()
+    local logs = {}
+    local h = harness { max_tcp = 4, max_half_open = 1, on_log = function(m) logs[#logs + 1] = m end }
+    assert.equal(1, #peer(h, { sport = 41000 }):send("S", ""))      -- half-open now
+    assert.same({}, peer(h, { sport = 41001 }):send("S", ""))       -- dropped: table full
+    assert.same({ "tcp_half_open" }, limits(logs))
+    logs = {}
+    h = harness { max_tcp = 1, max_half_open = 1, on_log = function(m) logs[#logs + 1] = m end }
+    connect(h, { sport = 41002 })
+    local r = peer(h, { sport = 41003 }):send("S", "")
+    assert.is_true(r[1].rst)
+    assert.same({ "tcp_flows" }, limits(logs))
+  end)
+
+  it("resets a flow whose receive buffer would exceed the VM's max_buffered, and no other", function()
+    local logs = {}
+    local h = harness { tcp_buf = 4096, max_buffered = 3 * 4096,
+                        on_log = function(m) logs[#logs + 1] = m end }
+    local a = connect(h, { sport = 42000 })
+    a:send("PA", "one")                          -- a's receive ring: 4 KiB
+    assert.equal(1, a.conn:write("x"))           -- a's send ring: 8 KiB so far
+    h:take()
+    local b = connect(h, { sport = 42001 })
+    b:send("PA", "two")                          -- b's receive ring: 12 KiB
+    local c = connect(h, { sport = 42002 })
+    local r = c:send("PA", "three")              -- would be 16 KiB
+    assert.is_true(r[#r].rst)
+    assert.same({ "tcp_buffered" }, limits(logs))
+    assert.equal("one", a.conn:read())
+    assert.equal("two", b.conn:read())
+    assert.equal(10, a.conn:write("still fine"))
+  end)
+
+  it("resets, from the timer, a flow whose send buffer cannot be had", function()
+    local logs = {}
+    local h = harness { tcp_buf = 4096, max_buffered = 4096, on_log = function(m) logs[#logs + 1] = m end }
+    local a = connect(h, { sport = 43000 })
+    a:send("PA", "in")                           -- the receive ring takes the whole bound
+    assert.equal(0, a.conn:write("out"))         -- no send ring: nothing taken
+    assert.same({ "tcp_buffered" }, limits(logs))
+    local r = at(h, h.now + 1)
+    assert.is_true(#r >= 1 and r[#r].rst, "expected a RST")
+  end)
+end)
