@@ -1083,6 +1083,8 @@ static void tcp_enter_time_wait(struct net *n, struct tcp_sock *s)
 	s->t_rtx = 0;
 	s->persist = false;
 	tcp_release(n, &s->snd);		/* everything was acknowledged */
+	if (!s->rcv.len)
+		tcp_release(n, &s->rcv);	/* and nothing more will come */
 }
 
 /**
