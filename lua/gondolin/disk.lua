@@ -9,6 +9,14 @@
 -- The whole chain is spelled out as a JSON block-device tree on the QEMU
 -- command line, so QEMU never follows backing-file names stored in qcow2
 -- headers (a moved cache directory cannot make it open the wrong file).
+-- With o.inherit (qemu.inherit), every file in the tree is opened here,
+-- read-only except the cow overlay, and QEMU gets the descriptor
+-- (/dev/fdset/N) instead of a name: a QEMU running as another user never
+-- needs access to our directories, and cannot write a read-only layer.
+-- memory mode's temporary overlay goes to a fresh scratch directory
+-- (TMPDIR for QEMU, owned by o.owner, inherited like the files), removed
+-- on close.
+local uv = require "luv"
 local lpeg = require "lpeg"
 local json = require "gondolin.json"
 local files = require "gondolin.files"
@@ -67,14 +75,39 @@ function M.virtual_size(path)
   return files.size(path)
 end
 
+-- The name QEMU opens a disk file by: the path, or an inherited
+-- descriptor's fdset. Returns a file node or nil, err.
+local function file_node(path, mode, inherit)
+  if not inherit then return { driver = "file", filename = path } end
+  local name, err = inherit:fdset(path, mode)
+  if not name then return nil, err end
+  return { driver = "file", filename = name }
+end
+
 -- The read-only part of the chain: the raw base, then each checkpoint layer.
-local function chain_node(base, layers)
-  local node = { driver = "raw", ["read-only"] = true, file = { driver = "file", filename = base } }
+local function chain_node(base, layers, inherit)
+  local file, err = file_node(base, "r", inherit)
+  if not file then return nil, err end
+  local node = { driver = "raw", ["read-only"] = true, file = file }
   for _, layer in ipairs(layers or {}) do
-    node = { driver = "qcow2", ["read-only"] = true, file = { driver = "file", filename = layer },
-             backing = node }
+    file, err = file_node(layer, "r", inherit)
+    if not file then return nil, err end
+    node = { driver = "qcow2", ["read-only"] = true, file = file, backing = node }
   end
   return node
+end
+
+-- memory mode: a fresh directory for QEMU's temporary overlay, owned by
+-- owner ({ uid, gid }) when QEMU runs as another user. Returns the path or nil, err.
+local function snapshot_dir(owner)
+  local dir = files.scratch("qemu-tmp")
+  local ok, err = uv.fs_mkdir(dir, tonumber("700", 8))
+  if ok and owner then ok, err = uv.fs_chown(dir, owner.uid, owner.gid) end
+  if not ok then
+    files.rm_tree(dir)
+    return nil, "gondolin: cannot create QEMU's temporary directory " .. dir .. ": " .. tostring(err)
+  end
+  return dir
 end
 
 -- qemu-img create of a qcow2 over `backing` (format fmt), `size` bytes.
@@ -85,9 +118,51 @@ local function create_overlay(path, backing, fmt, size)
   return true
 end
 
+-- The files and QEMU arguments of disk (M.open); returns true or nil, err.
+local function build(disk, img, o, top, have)
+  local mode, size = o.mode, o.size
+  local node, nerr = chain_node(img.rootfs, img.layers, o.inherit)
+  if not node then return nil, nerr end
+  if mode == "cow" or size then
+    disk.overlay = files.scratch("overlay", ".qcow2")
+    local fmt = img.layers and #img.layers > 0 and "qcow2" or "raw"
+    local ok, err = create_overlay(disk.overlay, top, fmt, size or have)
+    if not ok then return nil, err end
+    disk.cleanup = files.on_exit(function() os.remove(disk.overlay) end)
+    -- under the snapshot (memory) the overlay is read-only: the snapshot takes the writes
+    local file, ferr = file_node(disk.overlay, mode == "memory" and "r" or "rw", o.inherit)
+    if not file then return nil, ferr end
+    node = { driver = "qcow2", file = file, backing = node }
+    if mode == "memory" then node["read-only"] = true end
+  end
+  if mode == "memory" then
+    local dir, derr = snapshot_dir(o.owner)
+    if not dir then return nil, derr end
+    disk.tmpdir, disk.qemu_tmpdir = dir, dir
+    disk.tmp_cleanup = files.on_exit(function() files.rm_tree(dir) end)
+    if o.inherit then   -- reached through its descriptor: the path may cross our private directories
+      local name, ierr = o.inherit:path(dir)
+      if not name then return nil, ierr end
+      disk.qemu_tmpdir = name
+    end
+    -- snapshot=on exists only for -drive; its file= takes the same tree
+    disk.args = { "-drive", "if=none,id=root,snapshot=on,file=json:" .. json.encode(node):gsub(",", ",,") }
+  else
+    node["node-name"] = "root"
+    disk.args = { "-blockdev", json.encode(node) }
+  end
+  disk.args[#disk.args + 1] = "-device"
+  disk.args[#disk.args + 1] = "virtio-blk-device,drive=root"
+  if mode == "readonly" then disk.cmdline = disk.cmdline .. ",ro" end
+  if size and size > have then disk.cmdline = disk.cmdline .. ",grow" end
+  return true
+end
+
 --- Set up the root disk of one boot. img: { rootfs = path, layers = {qcow2
--- paths, bottom first}? }; o: { mode, size = bytes? }. Returns a disk
--- { mode, args, cmdline, overlay? } or nil, err.
+-- paths, bottom first}? }; o: { mode, size = bytes?, inherit = qemu.inherit()?,
+-- owner = { uid, gid }? }. Returns a disk { mode, args, cmdline, overlay?,
+-- tmpdir?, qemu_tmpdir? (QEMU's TMPDIR) } or nil, err (then nothing is
+-- left behind).
 function M.open(img, o)
   local mode, size = o.mode, o.size
   local top = img.layers and img.layers[#img.layers] or img.rootfs
@@ -101,36 +176,26 @@ function M.open(img, o)
     return nil, "gondolin: vm option 'disk_size' needs a writable root disk (rootfs = \"cow\" or \"memory\")"
   end
   local disk = { mode = mode, cmdline = "gondolin.root=vda" }
-  local node = chain_node(img.rootfs, img.layers)
-  if mode == "cow" or size then
-    disk.overlay = files.scratch("overlay", ".qcow2")
-    local fmt = img.layers and #img.layers > 0 and "qcow2" or "raw"
-    local ok, err = create_overlay(disk.overlay, top, fmt, size or have)
-    if not ok then return nil, err end
-    disk.cleanup = files.on_exit(function() os.remove(disk.overlay) end)
-    node = { driver = "qcow2", file = { driver = "file", filename = disk.overlay }, backing = node }
-    if mode == "memory" then node["read-only"] = true end   -- the snapshot takes the writes
+  local ok, err = build(disk, img, o, top, have)
+  if not ok then
+    M.close(disk)   -- the overlay or temporary directory made so far
+    return nil, err
   end
-  if mode == "memory" then
-    -- snapshot=on exists only for -drive; its file= takes the same tree
-    disk.args = { "-drive", "if=none,id=root,snapshot=on,file=json:" .. json.encode(node):gsub(",", ",,") }
-  else
-    node["node-name"] = "root"
-    disk.args = { "-blockdev", json.encode(node) }
-  end
-  disk.args[#disk.args + 1] = "-device"
-  disk.args[#disk.args + 1] = "virtio-blk-device,drive=root"
-  if mode == "readonly" then disk.cmdline = disk.cmdline .. ",ro" end
-  if size and size > have then disk.cmdline = disk.cmdline .. ",grow" end
   return disk
 end
 
---- Remove the overlay (cow); a second call does nothing.
+--- Remove the overlay (cow) and QEMU's temporary directory (memory); a
+-- second call does nothing.
 function M.close(disk)
   if disk and disk.overlay and not disk.kept then
     os.remove(disk.overlay)
     files.cancel(disk.cleanup)
     disk.overlay = nil
+  end
+  if disk and disk.tmpdir then
+    files.rm_tree(disk.tmpdir)
+    files.cancel(disk.tmp_cleanup)
+    disk.tmpdir = nil
   end
 end
 

@@ -30,7 +30,7 @@ local live = setmetatable({}, { __mode = "k" })   -- every VM not yet closed
 
 local OPTIONS = { "image", "memory", "cpus", "accel", "env", "cwd", "boot_timeout",
                   "append", "start", "qemu", "console", "policy", "rootfs", "disk_size", "checkpoint",
-                  "mounts", "vfs_hooks", "vfs_budget" }
+                  "mounts", "vfs_hooks", "vfs_budget", "qemu_user" }
 local CONSOLE_TAIL = 16 * 1024
 local KVM_PROBE_SECONDS = 5   -- a KVM boot that has not said hello by then is retried under TCG
 -- Under TCG, QEMU's emulated AVX and SSSE3 make OpenSSL's vector code slower
@@ -71,6 +71,11 @@ local function validate(opts)
   o.append = opts.append ~= nil and check.string("vm option 'append'", opts.append) or nil
   o.start = opts.start ~= false
   o.qemu = opts.qemu ~= nil and check.string("vm option 'qemu'", opts.qemu) or nil
+  if type(opts.qemu_user) == "number" then   -- a uid: one per VM keeps VMs apart (docs/security.md)
+    o.qemu_user = check.integer("vm option 'qemu_user'", opts.qemu_user, 1, 0xfffffffe)
+  elseif opts.qemu_user ~= nil then
+    o.qemu_user = check.string("vm option 'qemu_user'", opts.qemu_user)
+  end
   o.console = check.oneof("vm option 'console'", opts.console or "ring", { "ring", "stderr" })
   if opts.rootfs ~= nil then o.rootfs = check.oneof("vm option 'rootfs'", opts.rootfs, disk.MODES) end
   if opts.disk_size ~= nil then o.disk_size = disk.parse_size("vm option 'disk_size'", opts.disk_size) end
@@ -187,39 +192,61 @@ function VM:_on_frame(t, id, payload)
 end
 
 function VM:_launch(img, accel)
+  -- QEMU's identity and files first: as root it runs as another user, and
+  -- opens nothing of ours by name (docs/security.md, "QEMU confinement")
+  local id, iderr = qemu.identity(self.o.qemu_user)
+  if iderr then return nil, iderr end
+  local inherit = qemu.inherit(id)
+  local function fail(err) inherit:close() return nil, err end
+  local kernel, kerr = inherit:path(img.kernel)
+  if not kernel then return fail(kerr) end
+  local initrd
+  if img.initramfs then
+    initrd, kerr = inherit:path(img.initramfs)
+    if not initrd then return fail(kerr) end
+  end
+  local root
+  if img.rootfs then
+    local err
+    root, err = disk.open(img, { mode = self.o.rootfs or "cow", size = self.o.disk_size,
+                                 inherit = inherit, owner = id })
+    if not root then return fail(err) end
+  end
+  self.disk = root
+  -- the interception CA: its certificate goes to the guest, its key stays here
+  local tls_ca, cerr = ca.open()
+  if not tls_ca then
+    disk.close(root)
+    return fail(cerr)
+  end
   local ctl_h, ctl_g = core.socketpair()
   local qmp_h, qmp_g = core.socketpair()
   local con_h, con_g = core.socketpair()
   local err_h, err_g = core.socketpair()
   local net_h, net_g = core.socketpair()
-  local root
-  if img.rootfs then
-    local err
-    root, err = disk.open(img, { mode = self.o.rootfs or "cow", size = self.o.disk_size })
-    if not root then return nil, err end
-  end
-  self.disk = root
-  -- the interception CA: its certificate goes to the guest, its key stays here
-  local tls_ca, cerr = ca.open()
-  if not tls_ca then return nil, cerr end
   local fs_h, fs_g
   if #self.o.mounts > 0 then
     self.vfs = vfs.server(self.o.mounts, { hooks = self.o.vfs_hooks, budget = self.o.vfs_budget })
     fs_h, fs_g = core.socketpair()
   end
   local argv = qemu.argv { binary = self.qemu_path, accel = accel, memory = self.o.memory,
-                           cpus = self.o.cpus, kernel = img.kernel, initrd = img.initramfs,
+                           cpus = self.o.cpus, kernel = kernel, initrd = initrd,
                            append = self.o.append, disk = root, ca = ca.cmdline_value(),
-                           mounts = self.vfs and self.vfs:cmdline() }
+                           mounts = self.vfs and self.vfs:cmdline(), fd_args = inherit.args }
+  local fds = {
+    { qemu.FD.stderr, err_g }, { qemu.FD.control, ctl_g },
+    { qemu.FD.qmp, qmp_g }, { qemu.FD.console, con_g }, { qemu.FD.net, net_g },
+  }
+  if fs_g then fds[#fds + 1] = { qemu.FD.fs, fs_g } end
+  table.move(inherit.fds, 1, #inherit.fds, #fds + 1, fds)
   self.exit_ev = sched.event()
   self.hello = sched.event()
   self.dead = nil
-  local proc, perr = core.spawn(argv, {
-    { qemu.FD.stderr, err_g }, { qemu.FD.control, ctl_g },
-    { qemu.FD.qmp, qmp_g }, { qemu.FD.console, con_g }, { qemu.FD.net, net_g },
-    fs_g and { qemu.FD.fs, fs_g } or nil,
-  }, function(code, sig) self:_on_exit(code, sig) end)
+  local proc, perr = core.spawn(argv, fds, function(code, sig) self:_on_exit(code, sig) end,
+    qemu.confinement { memory = self.o.memory, accel = accel, identity = id,
+                       tmpdir = root and root.qemu_tmpdir })
   for _, fd in ipairs { ctl_g, qmp_g, con_g, err_g, net_g, fs_g } do core.close_fd(fd) end
+  inherit:close()   -- QEMU holds its own copies now
   if not proc then
     for _, fd in ipairs { ctl_h, qmp_h, con_h, err_h, net_h, fs_h } do core.close_fd(fd) end
     return nil, "gondolin: cannot start " .. argv[1] .. ": " .. perr
