@@ -133,12 +133,20 @@ local function wake(self, key)
   if ev then self.readable[key] = nil sched.fire(ev) end
 end
 
+-- Output past max_output is dropped (the credit still goes back, so the
+-- process runs to its end): once per process, a limit event.
+function Proc:_truncated()
+  if self.truncated then return end
+  self.truncated = true
+  self.vm:_on_limit("exec_output")
+end
+
 function Proc:_output(stream, data)
   local mode = self.mode[stream]
   if mode == "buffer" then
     local room = self.o.max_output - self.sizes[stream]
     if #data > room then
-      self.truncated = true
+      self:_truncated()
       data = data:sub(1, math.max(room, 0))
     end
     if #data > 0 then
@@ -166,7 +174,7 @@ function Proc:_on_frame(t, payload)
     if self.mode[stream] == "buffer" and self.sizes[stream] + #payload > self.o.max_output then
       -- still give the credit back so the process can finish
       self:_consume(stream, #payload)
-      self.truncated = true
+      self:_truncated()
       local room = self.o.max_output - self.sizes[stream]
       if room > 0 then
         local b = self.bufs[stream]

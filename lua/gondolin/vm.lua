@@ -41,6 +41,7 @@ local TCG_OPENSSL_CAPS = "OPENSSL_ia32cap=~0x1000020000000000:~0x20"
 local QUIT_GRACE_SECONDS = 2
 local CHECKPOINT_QUIT_SECONDS = 30   -- QEMU flushes the overlay before it exits
 local MAX_SESSIONS = 256
+local LIMIT_LOG_SECONDS = 10     -- one stderr line per bound per this long
 local CLOCK_CHECK_MS = 5000        -- how often the host clock is checked for jumps
 local CLOCK_JUMP_NS = 1000000000   -- a jump this large sets the guest's clock again
 local next_vm_id = 0      -- vm.id, for audit records
@@ -139,7 +140,8 @@ function M.new(opts)
   local o = validate(opts)
   next_vm_id = next_vm_id + 1
   local self = setmetatable({ o = o, sessions = {}, nsessions = 0, next_id = 0, id = next_vm_id,
-                              console = ring(), qemu_err = ring(), pings = {} }, VM)
+                              console = ring(), qemu_err = ring(), pings = {},
+                              limits = {}, limit_logged = {} }, VM)
   self.fs = fs.new(self)
   live[self] = true
   if o.start then
@@ -226,7 +228,8 @@ function VM:_launch(img, accel)
   local net_h, net_g = core.socketpair()
   local fs_h, fs_g
   if #self.o.mounts > 0 then
-    self.vfs = vfs.server(self.o.mounts, { hooks = self.o.vfs_hooks, budget = self.o.vfs_budget })
+    self.vfs = vfs.server(self.o.mounts, { hooks = self.o.vfs_hooks, budget = self.o.vfs_budget,
+                             on_limit = function(name) self:_on_limit(name) end })
     fs_h, fs_g = core.socketpair()
   end
   local argv = qemu.argv { binary = self.qemu_path, accel = accel, memory = self.o.memory,
@@ -296,6 +299,7 @@ end
 
 -- One audit record per network decision (see docs/network.md).
 function VM:_on_net_event(ev)
+  if ev.kind == "limit" then return self:_on_limit(ev.limit, ev) end
   ev.time = policy.now()
   ev.vm = self.id
   local pol = self.o.policy
@@ -305,6 +309,23 @@ function VM:_on_net_event(ev)
     self:_terminate(("terminated by policy: secret %s may not be sent to %s (on_violation = \"terminate\")")
       :format(ev.secret, tostring(ev.host)))
   end
+end
+
+-- A per-VM bound refused something (docs/security.md, "Per-VM bounds"):
+-- an audit event { kind = "limit", limit = name, vm, time }, and a line on
+-- stderr at most once per LIMIT_LOG_SECONDS per bound.
+function VM:_on_limit(name, ev)
+  ev = ev or { kind = "limit", limit = name }
+  ev.time = policy.now()
+  ev.vm = self.id
+  self.limits[name] = (self.limits[name] or 0) + 1
+  local now = uv.now()
+  local last = self.limit_logged[name]
+  if not last or now - last >= LIMIT_LOG_SECONDS * 1000 then
+    self.limit_logged[name] = now
+    io.stderr:write(("gondolin: vm %d: per-VM limit %s reached; what hit it was refused\n"):format(self.id, name))
+  end
+  if self.o.policy then self.o.policy:_emit(ev) end
 end
 
 -- Stop the VM now, from inside a loop callback: what its exec calls and
@@ -413,6 +434,7 @@ function VM:spawn(cmd, opts)
   local argv, o = exec.validate(cmd, opts, self.o)
   if self.closed then check.fail("spawn", "vm is closed") end
   if self.nsessions >= MAX_SESSIONS then
+    self:_on_limit("exec_sessions")
     check.fail("spawn", ("more than %d processes at once"):format(MAX_SESSIONS))
   end
   local id = self:_new_id()
