@@ -421,6 +421,7 @@ static const struct proxy_ops netif_proxy_ops = {
 	.on_response = px_on_response,
 	.body = px_body,
 	.cancel = px_cancel,
+	.limit = on_limit,
 };
 
 /* ---- flows ---- */
@@ -543,8 +544,7 @@ static void flow_tls(struct flow *f, const struct clienthello *ch)
 		flow_refuse(f, "tls", "no SNI, and the destination has no DNS name", NULL);
 		return;
 	}
-	if (nif->px.nflows >= PROXY_MAX_FLOWS) {
-		on_limit(nif, "http_flows");
+	if (!proxy_room(&nif->px)) {
 		flow_refuse(f, "tls", "too many HTTP flows at once", ch->sni);
 		return;
 	}
@@ -585,7 +585,6 @@ static void flow_sniff(struct flow *f)
 		tcp_stream_init(&f->ts, &nif->net, f->c);
 		f->px = proxy_new(&nif->px, &f->ts.s, f->id, f->buf, f->n);
 		if (!f->px && nif->px.nflows >= PROXY_MAX_FLOWS) {
-			on_limit(nif, "http_flows");
 			flow_refuse(f, "http", "too many HTTP flows at once", NULL);
 		} else if (!f->px) {
 			flow_refuse(f, "http", "out of memory", NULL);

@@ -1090,6 +1090,52 @@ void proxy_ctx_close(struct proxy_ctx *ctx, uv_close_cb done)
 }
 
 /**
+ * head_wait() - how long a flow has waited for a request head
+ * @px:		flow (IDLE)
+ *
+ * Return: the loop time it started waiting (a head under way: its first
+ * byte; an idle keep-alive connection: its last activity)
+ */
+static uint64_t head_wait(const struct proxy *px)
+{
+	return px->in_len > px->in_off && px->head_ms ? px->head_ms : px->last_ms;
+}
+
+/**
+ * proxy_room() - make sure a new flow fits under PROXY_MAX_FLOWS
+ * @ctx:	mediation state
+ *
+ * At the bound the flow that has waited longest for a request head (an
+ * idle keep-alive connection or a head trickling in: a slowloris) is
+ * reset to make room; flows in an exchange are never evicted. So holding
+ * many connections open cannot lock other requests out.
+ *
+ * Return: true when a flow may be added
+ */
+bool proxy_room(struct proxy_ctx *ctx)
+{
+	struct proxy *px, *old = NULL;
+
+	if (ctx->closing)
+		return false;
+	if (ctx->nflows < PROXY_MAX_FLOWS)
+		return true;
+	/* ctx->all is newest first: "<=" lets the older of a tie win */
+	for (px = ctx->all; px; px = px->next)
+		if (!px->retired && !px->dead && !px->running && px->state == PX_IDLE &&
+		    (!old || head_wait(px) <= head_wait(old)))
+			old = px;
+	if (ctx->ops->limit)
+		ctx->ops->limit(ctx->ud, "http_flows");
+	if (!old)
+		return false;
+	if (old->active)
+		old->x.reason = "evicted: the VM is at its HTTP flow bound and this flow waited longest for a request head";
+	px_abort(old);
+	return ctx->nflows < PROXY_MAX_FLOWS;
+}
+
+/**
  * proxy_new() - mediate a guest connection classified as HTTP
  * @ctx:	context
  * @s:		the guest stream (its event callback becomes ours)
@@ -1097,15 +1143,15 @@ void proxy_ctx_close(struct proxy_ctx *ctx, uv_close_cb done)
  * @first:	bytes already read by the classifier
  * @n:		their number (<= PROXY_IN_MAX)
  *
- * Return: the flow, or NULL (PROXY_MAX_FLOWS reached or out of memory:
- * the caller resets).
+ * Return: the flow, or NULL (PROXY_MAX_FLOWS reached with nothing to
+ * evict, or out of memory: the caller resets).
  */
 struct proxy *proxy_new(struct proxy_ctx *ctx, struct stream *s, uint64_t flow,
 			const uint8_t *first, size_t n)
 {
 	struct proxy *px;
 
-	if (ctx->nflows >= PROXY_MAX_FLOWS || ctx->closing)
+	if (!proxy_room(ctx))
 		return NULL;
 	px = calloc(1, sizeof(*px));
 	if (!px || n > PROXY_IN_MAX || !(px->in = malloc(PROXY_IN_MAX))) {

@@ -131,6 +131,7 @@ struct proxy_response {
  *		NULL), or will never be (@err says why)
  * @cancel:	the flow is gone while a hook runs: drop every reference to
  *		@px (no proxy_hook_*() call may follow)
+ * @limit:	optional: a per-VM bound refused or evicted something
  */
 struct proxy_ops {
 	void (*event)(void *ud, const struct proxy_event *ev);
@@ -141,6 +142,7 @@ struct proxy_ops {
 	void (*body)(void *ud, struct proxy *px, const char *p, size_t n,
 		     const char *err);
 	void (*cancel)(void *ud, struct proxy *px);
+	void (*limit)(void *ud, const char *name);
 };
 
 /**
@@ -177,6 +179,7 @@ void proxy_ctx_init(struct proxy_ctx *ctx, uv_loop_t *loop, struct net *net,
 		    struct policy *policy, const struct proxy_ops *ops, void *ud);
 void proxy_ctx_close(struct proxy_ctx *ctx, uv_close_cb done);
 
+bool proxy_room(struct proxy_ctx *ctx);
 struct proxy *proxy_new(struct proxy_ctx *ctx, struct stream *s, uint64_t flow,
 			const uint8_t *first, size_t n);
 

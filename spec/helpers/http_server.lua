@@ -122,6 +122,11 @@ function Server:_serve(client)
 
   local function close()
     if not client:is_closing() then client:close() end
+    if sink and io.type(sink.p) == "file" then   -- a body cut short: drop its sha256sum
+      sink.p:close()
+      os.remove(sink.tmp)
+    end
+    sink = nil
   end
 
   local function finish_request()

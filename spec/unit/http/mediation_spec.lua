@@ -421,6 +421,25 @@ describe("HTTP mediation (no VM)", function()
     assert.is_true(c.fin)
   end)
 
+  it("evicts the flow that waited longest for its head when at the flow bound (slowloris)", function()
+    start()
+    local slow = {}
+    for i = 1, 256 do
+      local c = g:connect(ip, srv.port)
+      c:write(("GET /hello HTTP/1.1\r\nHost: %s\r\nX-Slow: %d\r\n"):format(host, i))   -- never finished
+      slow[i] = c
+    end
+    local c = g:connect(ip, srv.port)
+    c:write(req(host, "/hello", "Connection: close\r\n"))
+    assert.matches("^HTTP/1.1 200 OK\r\n", c:read_all())
+    slow[1]:read_all()
+    assert.is_true(slow[1].was_reset, "the oldest slow flow was reset")
+    assert.is_nil(slow[256].was_reset)
+    local limit = false
+    for _, ev in ipairs(g.events) do if ev.kind == "limit" and ev.limit == "http_flows" then limit = true end end
+    assert.is_true(limit)
+  end)
+
   it("serves more closed connections in a row than it mediates at once", function()
     start()
     for i = 1, 300 do      -- PROXY_MAX_FLOWS is 256; closed flows must not count
