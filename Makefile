@@ -36,7 +36,7 @@ AGENT      := $(BUILD)/guest/gondolin-agent
 MUSL_CC    ?= musl-gcc
 GUEST_DIR  := $(BUILD)/guest
 
-.PHONY: all module agent guest kernel stock-kernel deps run test test-unit test-vm asan fuzz fuzz-long bench install check-install valgrind clean help
+.PHONY: all module agent guest kernel stock-kernel deps run test test-unit test-vm test-hostile asan fuzz fuzz-long bench install check-install valgrind clean help
 
 all: module guest
 
@@ -45,7 +45,7 @@ help:
 	@echo "make          build the C module, the guest agent and guest files"
 	@echo "make kernel   build and cache the guest kernel (once, ~10 min)"
 	@echo "make run      deps + build + kernel, then run examples/hello.lua"
-	@echo "make test     unit specs, then VM specs"
+	@echo "make test     unit specs, VM specs, then the hostile-guest battery"
 	@echo "make asan     unit specs against an ASan+UBSan build of the module"
 	@echo "make valgrind unit specs and examples/hello.lua under valgrind"
 	@echo "make fuzz     run every libFuzzer target for FUZZ_SECONDS (default 30)"
@@ -86,13 +86,17 @@ stock-kernel:
 run: deps all kernel
 	$(LUA) bin/gondolin examples/hello.lua
 
-test: all kernel test-unit test-vm
+test: all kernel test-unit test-vm test-hostile
 
 test-unit: all
 	$(BUSTED) --run=unit
 
 test-vm: all kernel stock-kernel
 	$(BUSTED) --run=vm
+
+# The hostile-guest battery (spec/hostile): attacks on the host, measured.
+test-hostile: all kernel
+	$(BUSTED) --run=hostile
 
 # ASan needs its runtime first in the process; lua5.4 is not built with it.
 # Children (qemu-img) must not inherit the preload: it hangs them; specs
