@@ -147,6 +147,7 @@ bench: all kernel
 	$(LUA) bin/gondolin bench/exec.lua
 	$(LUA) bin/gondolin bench/image.lua
 	$(LUA) bin/gondolin bench/vfs.lua
+	$(LUA) bin/gondolin bench/hostile.lua
 
 install: all
 	install -d $(DESTDIR)$(LIBDIR)/gondolin $(DESTDIR)$(LUADIR)/gondolin/image $(DESTDIR)$(BINDIR)

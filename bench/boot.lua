@@ -8,6 +8,7 @@
 -- Then, in the base guest: how long python3 -c pass, git --version and
 -- /bin/true take, as vm:exec round trips.
 -- Run: gondolin bench/boot.lua [N]
+package.path = "bench/?.lua;" .. package.path
 local gondolin = require "gondolin"
 local core = require "gondolin.core"
 local image = require "gondolin.image"
@@ -19,11 +20,7 @@ local uv = require "luv"
 local N = tonumber(arg and arg[1]) or 7
 local MARKER = "GONDOLIN-FLOOR"
 
-local function median(t)
-  table.sort(t)
-  local n = #t
-  return n % 2 == 1 and t[(n + 1) // 2] or (t[n // 2] + t[n // 2 + 1]) / 2
-end
+local median = require("stats").median
 
 -- One floor boot: time from spawn until the console shows the marker.
 local function floor_boot(cfg)

@@ -112,13 +112,7 @@ do
 end
 server:close()
 
-local function median(list, key)
-  local v = {}
-  for i, r in ipairs(list) do v[i] = r[key] end
-  table.sort(v)
-  local n = #v
-  return n % 2 == 1 and v[(n + 1) / 2] or (v[n / 2] + v[n / 2 + 1]) / 2
-end
+local median = require("stats").median
 
 local function row(label, key, unit)
   local o, s = median(runs.ours, key), median(runs.slirp, key)
@@ -195,7 +189,7 @@ do
       :format(i, r.https[i], r.http[i], r.slirp[i], r.busy[i] * 100, r.hs[i], r.hs_plain[i]))
   end
   svm:close()
-  local function med(t) table.sort(t) local k = #t return k % 2 == 1 and t[(k + 1) / 2] or (t[k / 2] + t[k / 2 + 1]) / 2 end
+  local med = median
   local https, http, slirp = med(r.https), med(r.http), med(r.slirp)
   print(("https: %d MiB with curl in the base image (%s, %s); medians of %d alternating rounds")
     :format(MIB, suite, vm.accel, ROUNDS))

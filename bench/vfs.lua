@@ -10,6 +10,7 @@
 -- directories and `stat` of each of them (xargs, caches dropped first). The
 -- three VMs stay up and the measurements alternate between them for
 -- `rounds` rounds; medians are compared (the machines are shared and noisy).
+package.path = "bench/?.lua;" .. package.path
 local gondolin = require "gondolin"
 local qemu = require "gondolin.qemu"
 local vfs = gondolin.vfs
@@ -131,13 +132,7 @@ end
 if virtiofsd and not virtiofsd:is_closing() then virtiofsd:kill("sigterm") virtiofsd:close() end
 host("rm -rf " .. dir .. " " .. dir .. ".vfsd.sock*")
 
-local function median(list, key)
-  local v = {}
-  for i, r in ipairs(list) do v[i] = r[key] end
-  table.sort(v)
-  local n = #v
-  return n % 2 == 1 and v[(n + 1) / 2] or (v[n / 2] + v[n / 2 + 1]) / 2
-end
+local median = require("stats").median
 
 print(("vfs: %d MiB sequential, %d files; medians of %d alternating rounds (minimal image, TCG)")
   :format(MIB, FILES, ROUNDS))

@@ -80,6 +80,19 @@ function M.baseline()
   return { fds = M.fds(), list = M.fd_list(), qemus = M.qemus(), scratch = M.scratch() }
 end
 
+--- After the VMs are closed: everything is back to the baseline; prints
+-- the figures.
+function M.back_to(base)
+  require("gondolin").sleep(0.2)
+  collectgarbage() collectgarbage()
+  io.stdout:write(("\nhostile: after close: fds %d (baseline %d), qemu %d, scratch %d, peak rss %.0f MiB\n")
+    :format(M.fds(), base.fds, M.qemus(), M.scratch(), M.peak_mib()))
+  assert(M.fds() == base.fds, ("descriptors %d, baseline %d: %s"):format(M.fds(), base.fds,
+    M.fd_diff(base.list, M.fd_list())))
+  assert(M.qemus() == base.qemus, "QEMU processes left")
+  assert(M.scratch() == base.scratch, "scratch files left")
+end
+
 --- Run attack(); check and print what it did to the host. The attack
 -- returns a table of figures to print (requests served, ...).
 -- Descriptors an attack may leave open: idle upstream connections kept in
