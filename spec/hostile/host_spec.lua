@@ -114,6 +114,38 @@ describe("hostile guest: host ends #hostile", function()
     end)
   end)
 
+  it("survives byte garbage on a port: random, truncated and oversized frames", function()
+    H.measure("port byte garbage", function()
+      local core = require "gondolin.core"
+      local rand = math.random
+      math.randomseed(19)
+      local host_fd, guest_fd = core.socketpair()
+      local frames, errors, closed = 0, 0, false
+      local ch = core.channel(host_fd, {
+        on_frame = function() frames = frames + 1 end,
+        on_error = function() errors = errors + 1 end,
+        on_close = function() closed = true end,
+      })
+      local guest = uv.new_pipe(false)
+      guest:open(guest_fd)
+      local sent = 0
+      for i = 1, 2000 do
+        local len = ({ 0, 1, 9, rand(0, 300), 0x7fffffff, 0xffffffff, 262144 + 1 })[i % 7 + 1]
+        local body = junk(rand, rand(0, 400))
+        local bytes = i % 3 == 0 and junk(rand, rand(1, 64)) or string.pack(">I4BI4", len, rand(0, 255), rand(0, 0xffffffff)) .. body
+        guest:write(bytes)
+        sent = sent + #bytes
+      end
+      guest:write(string.pack(">I4BI4", 2, 0x40, 1) .. "ok")   -- still framed after all that?
+      gondolin.sleep(0.5)
+      guest:close()
+      gondolin.sleep(0.1)
+      ch:close()
+      assert.is_true(frames > 0)
+      return { bytes = sent, frames_decoded = frames, errors_reported = errors, closed_by_peer = tostring(closed) }
+    end)
+  end)
+
   it("survives garbage FS requests and keeps serving the mount", function()
     H.measure("FS RPC garbage", function()
       local rand = math.random
