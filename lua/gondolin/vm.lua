@@ -186,9 +186,15 @@ function VM:_on_frame(t, id, payload)
   elseif id ~= 0 and self.sessions[id] then
     self.sessions[id]:_on_frame(t, payload)
   elseif t == P.ERROR then
-    local m = core.cbor_decode(payload)
-    io.stderr:write(("gondolin: guest error on frame %d: %s\n"):format(id,
-      type(m) == "table" and tostring(m.code) .. ": " .. tostring(m.message) or "(malformed)"))
+    -- guest text, and a guest can send many: bounded, at most one line a second
+    local now = uv.now()
+    if not self.error_logged or now - self.error_logged >= 1000 then
+      self.error_logged = now
+      local m = core.cbor_decode(payload)
+      io.stderr:write(("gondolin: guest error on frame %d: %s\n"):format(id,
+        type(m) == "table" and (tostring(m.code) .. ": " .. tostring(m.message)):sub(1, 200):gsub("%c", "?")
+          or "(malformed)"))
+    end
   end
   -- anything else: a late frame of a finished session, dropped
 end
