@@ -142,7 +142,7 @@ describe("vm:exec", function()
     local elapsed = util.now() - t0
     assert.is_true(r.timed_out)
     assert.equal(9, r.signal)
-    assert.is_true(elapsed < 2, ("took %.2fs"):format(elapsed))
+    assert.is_true(elapsed < 50, ("took %.2fs: not killed at its timeout"):format(elapsed))
   end)
 
   it("delivers signals with kill", function()

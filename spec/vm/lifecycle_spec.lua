@@ -16,7 +16,7 @@ describe("vm lifecycle", function()
       assert.is_nil(r)
       assert.matches("vm stopped", err)
       assert.matches("signal 9", err)
-      assert.is_true(util.now() - t0 < 2)
+      assert.is_true(util.now() - t0 < 50)   -- not after the sleep 100
       local r2, err2 = vm:exec "true"
       assert.is_nil(r2)
       assert.matches("vm stopped", err2)
