@@ -69,10 +69,12 @@ struct spawn_err {
 /**
  * child_fds() - put the requested descriptors in place in the child
  * @req:	spawn request
+ * @errfd:	the error pipe (above every target): kept, moved just above
+ *		the targets (below any descriptor limit set later)
  *
- * Return: 0, or -1 with errno set
+ * Return: the error pipe's new descriptor, or -1 with errno set
  */
-static int child_fds(const struct spawn_req *req)
+static int child_fds(const struct spawn_req *req, int errfd)
 {
 	int parked[SPAWN_MAX_FDS], devnull, i, maxfd = 2;
 
@@ -95,8 +97,16 @@ static int child_fds(const struct spawn_req *req)
 		if (req->fds[i].target > maxfd)
 			maxfd = req->fds[i].target;
 	}
-	/* dup2() clears FD_CLOEXEC on the targets; close everything else */
-	return (int)syscall(SYS_close_range, (unsigned)maxfd + 1, ~0U, 0);
+	/* dup2() clears FD_CLOEXEC on the targets; close everything else
+	 * but the error pipe (CLOEXEC: exec closes it) */
+	if (syscall(SYS_close_range, (unsigned)maxfd + 1, (unsigned)errfd - 1, 0) < 0 ||
+	    syscall(SYS_close_range, (unsigned)errfd + 1, ~0U, 0) < 0)
+		return -1;
+	i = fcntl(errfd, F_DUPFD_CLOEXEC, maxfd + 1);
+	if (i < 0)
+		return -1;
+	close(errfd);
+	return i;
 }
 
 /**
@@ -119,6 +129,14 @@ static int child_rlimit(int res, rlim_t v)
 	if (v < rl.rlim_max)	/* never above the inherited hard limit */
 		rl.rlim_max = v;
 	rl.rlim_cur = rl.rlim_max;
+	if (setrlimit(res, &rl) == 0)
+		return 0;
+	/* lowering a hard limit cannot fail on Linux; an emulator can
+	 * (valgrind lets a process change only its soft descriptor limit):
+	 * then the soft limit alone */
+	if (errno != EPERM || getrlimit(res, &rl) < 0 || v > rl.rlim_max)
+		return -1;
+	rl.rlim_cur = v;
 	return setrlimit(res, &rl);
 }
 
@@ -204,7 +222,9 @@ static void child_exec(const struct spawn_req *req, int errfd, pid_t parent)
 		_exit(127);
 	setpgid(0, 0);
 	errfd = fcntl(errfd, F_DUPFD_CLOEXEC, SPAWN_HIGH_FD + SPAWN_MAX_FDS);
-	if (errfd >= 0 && child_fds(req) == 0 && child_confine(req, &e.stage) == 0) {
+	if (errfd >= 0)
+		errfd = child_fds(req, errfd);
+	if (errfd >= 0 && child_confine(req, &e.stage) == 0) {
 		if (getppid() != parent)	/* died while the signal was unarmed */
 			_exit(127);
 		e.stage = SPAWN_STAGE_EXEC;
