@@ -471,21 +471,24 @@ end
 
 --- Set the guest's wall clock to the host's (done at boot; call it after
 -- the host's clock jumped). Returns true or nil, err.
-function VM:sync_clock()
+local function wall_ns()
   local s, us = uv.gettimeofday()
-  self._clock_base = s * 1000000000 + us * 1000 - uv.hrtime()
-  return self:_send(P.CLOCK_SET, 0, core.cbor_encode { ns = s * 1000000000 + us * 1000 })
+  return s * 1000000000 + us * 1000
+end
+
+function VM:sync_clock()
+  local now = wall_ns()
+  self._clock_base = now - uv.hrtime()
+  return self:_send(P.CLOCK_SET, 0, core.cbor_encode { ns = now })
 end
 
 -- After HELLO the guest keeps its own time. When the host resumes from
 -- suspend (the wall clock ran on, the monotonic clock and the guest did
 -- not) or its clock is stepped, wall minus monotonic moves: set it again.
 function VM:_check_clock()
-  local s, us = uv.gettimeofday()
-  local base = s * 1000000000 + us * 1000 - uv.hrtime()
+  local base = wall_ns() - uv.hrtime()
   if self._clock_base and math.abs(base - self._clock_base) > CLOCK_JUMP_NS then
     self:sync_clock()
-    self:_watch_clock()
     return true
   end
   return false
