@@ -52,10 +52,19 @@ describe("hostile guest: network #hostile", function()
   end)
 
   it("survives random, truncated and length-lying frames", function()
-    H.measure("malformed frames", function()
-      local out = attack "frames 20000"
+    H.measure("malformed frames x3", function()
+      -- Three rounds, a second guest process waking beside the sender: the
+      -- timing under which QEMU once lost a transmit kick and the guest's
+      -- NIC stayed wedged (qemu.lua, event_idx). The gateway must answer
+      -- after every round.
+      local out
+      for _ = 1, 3 do
+        local r = sh("(while sleep 1; do :; done) & w=$!; python3 /tmp/attack.py frames 20000; s=$?; kill $w; exit $s", 60)
+        assert.equal(0, r.code, r.stdout .. r.stderr)
+        out = r.stdout:gsub("%s+$", "")
+        assert.equal(1, served(1))
+      end
       local st = vm.netif:stats()
-      assert.equal(1, served(1))
       return { guest = out, dropped = st.dropped, malformed = st.ip_malformed }
     end)
   end)
