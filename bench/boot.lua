@@ -20,7 +20,7 @@ local uv = require "luv"
 local N = tonumber(arg and arg[1]) or 7
 local MARKER = "GONDOLIN-FLOOR"
 
-local median = require("stats").median
+local median = require("common").median
 
 -- One floor boot: time from spawn until the console shows the marker.
 local function floor_boot(cfg)

@@ -10,8 +10,8 @@
 package.path = "bench/?.lua;spec/?.lua;" .. package.path
 local gondolin = require "gondolin"
 local httpd = require "httpd"
+local common = require "common"
 local H = require "helpers.hostile"
-local uv = require "luv"
 
 local MIB = tonumber(arg and arg[1]) or 50
 local CONNS = tonumber(arg and arg[2]) or 50
@@ -19,19 +19,7 @@ local ROUNDS = tonumber(arg and arg[3]) or 3
 
 local server, port = httpd.start()
 
-local function sh(vm, script)
-  local r = assert(vm:exec { "/bin/bash", "-c", script })
-  assert(r.code == 0, script .. ": " .. r.stdout .. r.stderr)
-  return r.stdout
-end
-
-local median = require("stats").median
-
-local function timed(fn)
-  local t0 = uv.hrtime()
-  fn()
-  return (uv.hrtime() - t0) / 1e9
-end
+local sh, timed, median = common.sh, common.timed, common.median
 
 ------------------------------------------------------------------ attack cost
 local calm, attacked = { mibps = {}, cps = {} }, { mibps = {}, cps = {} }

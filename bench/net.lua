@@ -18,9 +18,11 @@
 -- beside it.
 package.path = "bench/?.lua;" .. package.path
 local gondolin = require "gondolin"
-local qemu = require "gondolin.qemu"
 local httpd = require "httpd"
+local common = require "common"
 local uv = require "luv"
+
+local sh, median = common.sh, common.median
 
 local MIB = tonumber(arg and arg[1]) or 200
 local CONNS = tonumber(arg and arg[2]) or 200
@@ -32,19 +34,12 @@ local server, port = httpd.start()
 -- holds a host socket per guest connection until its own TIME_WAIT ends,
 -- so 200 connections a round outgrow the 256 descriptors our QEMU gets;
 -- past them slirp answers "network unreachable".
-local function with_slirp(fn)
-  local orig, nofile = qemu.argv, qemu.NOFILE
-  qemu.NOFILE = 4096
-  qemu.argv = function(cfg)
-    local a = orig(cfg)
+local function slirp(image)
+  return common.patched(function(a)
     for i, v in ipairs(a) do
       if v:match("^stream,id=net0") then a[i] = "user,id=net0" end
     end
-    return a
-  end
-  local ok, err = pcall(fn)
-  qemu.argv, qemu.NOFILE = orig, nofile
-  assert(ok, err)
+  end, function() return gondolin.vm { image = image } end, { NOFILE = 4096 })
 end
 
 local function cpu_seconds()
@@ -52,11 +47,6 @@ local function cpu_seconds()
   return u.utime.sec + u.utime.usec / 1e6 + u.stime.sec + u.stime.usec / 1e6
 end
 
-local function sh(vm, script)
-  local r = vm:exec { "/bin/sh", "-c", script }
-  assert(r.code == 0, script .. ": " .. r.stdout .. r.stderr)
-  return r.stdout
-end
 
 local function download(vm, base_url, extra)
   local size = MIB * 1024 * 1024
@@ -93,9 +83,7 @@ local function ours_vm()
 end
 
 local function slirp_vm()
-  local vm
-  with_slirp(function() vm = gondolin.vm { image = "minimal" } end)
-  return vm, "http://10.0.2.2:" .. port       -- slirp's alias for the host
+  return slirp "minimal", "http://10.0.2.2:" .. port       -- slirp's alias for the host
 end
 
 local runs = { ours = {}, slirp = {} }
@@ -116,7 +104,6 @@ do
 end
 server:close()
 
-local median = require("stats").median
 
 local function row(label, key, unit)
   local o, s = median(runs.ours, key), median(runs.slirp, key)
@@ -162,8 +149,7 @@ do
       resolve = { ["bench.test"] = "127.0.0.1" }, upstream_ca = dir .. "/upstream-ca.pem",
     },
   }
-  local svm
-  with_slirp(function() svm = gondolin.vm { image = "base" } end)
+  local svm = slirp "base"
   -- One download with curl: MiB/s, the guest's CPU time over the wall time
   -- (bash's `time`) and this process's CPU per GiB.
   local function curl_rate(v, url)
@@ -193,15 +179,14 @@ do
       :format(i, r.https[i], r.http[i], r.slirp[i], r.busy[i] * 100, r.hs[i], r.hs_plain[i]))
   end
   svm:close()
-  local med = median
-  local https, http, slirp = med(r.https), med(r.http), med(r.slirp)
+  local https, http, slirp = median(r.https), median(r.http), median(r.slirp)
   print(("https: %d MiB with curl in the base image (%s, %s); medians of %d alternating rounds")
     :format(MIB, suite, vm.accel, ROUNDS))
   print(("  %-20s gondolin https %7.1f MiB/s  gondolin http %7.1f  slirp http %7.1f  https/slirp %.2fx (target >= 0.7x)")
     :format("download", https, http, slirp, https / slirp))
   print(("  %-20s guest CPU %.0f%% busy during it (curl's user+sys over wall); this process %.2f s/GiB")
-    :format("https bound", med(r.busy) * 100, med(r.host)))
-  print(("  %-20s https %7.1f /s  http %7.1f /s (a curl process each)"):format("new connections", med(r.hs), med(r.hs_plain)))
+    :format("https bound", median(r.busy) * 100, median(r.host)))
+  print(("  %-20s https %7.1f /s  http %7.1f /s (a curl process each)"):format("new connections", median(r.hs), median(r.hs_plain)))
   local st = ca_mod.open():stats()
   if st.misses > 0 then
     print(("  %-20s %.2f ms (%d minted)"):format("leaf generation", st.mint_us / st.misses / 1000, st.misses))

@@ -12,9 +12,12 @@
 -- `rounds` rounds; medians are compared (the machines are shared and noisy).
 package.path = "bench/?.lua;" .. package.path
 local gondolin = require "gondolin"
+local common = require "common"
 local qemu = require "gondolin.qemu"
 local vfs = gondolin.vfs
 local uv = require "luv"
+
+local sh, patched, median = common.sh, common.patched, common.median
 
 local MIB = tonumber(arg and arg[1]) or 256
 local FILES = tonumber(arg and arg[2]) or 10000
@@ -26,28 +29,12 @@ local function host(cmd) assert(os.execute(cmd), cmd) end
 host(("dd if=/dev/urandom of=%s/data bs=1M count=%d status=none"):format(dir, MIB))
 host(("cd %s && mkdir tree && cd tree && for d in $(seq 1 100); do mkdir d$d; " ..
   "(cd d$d && for f in $(seq 1 %d); do : > f$f; done); done"):format(dir, FILES // 100))
-
---- Run fn with qemu.argv patched by edit(argv, cfg).
-local function patched(edit, fn)
-  local orig = qemu.argv
-  qemu.argv = function(cfg)
-    local a = orig(cfg)
-    edit(a, cfg)
-    return a
-  end
-  local ok, r = pcall(fn)
-  qemu.argv = orig
-  assert(ok, r)
-  return r
-end
+-- 9p is served by QEMU itself, which runs as another user when we are root
+-- (docs/security.md, "QEMU confinement"): the directory is that user's.
+local qemu_id = qemu.identity()
+if qemu_id then host(("chown -R %d:%d %s"):format(qemu_id.uid, qemu_id.gid, dir)) end
 
 local function push(a, ...) for _, v in ipairs { ... } do a[#a + 1] = v end end
-
-local function sh(vm, script)
-  local r = vm:exec { "/bin/sh", "-c", script }
-  assert(r.code == 0, script .. ": " .. r.stdout .. r.stderr)
-  return r.stdout
-end
 
 local function ours_vm()
   return gondolin.vm { image = "minimal", mounts = { ["/mnt/w"] = vfs.realfs(dir) } }, "/mnt/w"
@@ -75,6 +62,7 @@ local function virtiofs_vm()
     if uv.fs_stat(sock) then break end
     uv.sleep(50)
   end
+  if qemu_id then assert(uv.fs_chown(sock, qemu_id.uid, qemu_id.gid)) end   -- QEMU connects to it
   local vm = patched(function(a, cfg)
     for i, v in ipairs(a) do
       if v:match("^microvm,") then a[i] = v .. ",memory-backend=mem" end
@@ -90,9 +78,7 @@ local function virtiofs_vm()
 end
 
 local function timed(vm, script)
-  local t0 = uv.hrtime()
-  sh(vm, script)
-  return (uv.hrtime() - t0) / 1e9
+  return common.timed(function() sh(vm, script) end)
 end
 
 local DROP = "sync; echo 3 > /proc/sys/vm/drop_caches; "
@@ -113,7 +99,8 @@ local function measure(vm, root, tag)
 end
 
 local runs = { ours = {}, ninep = {}, virtiofs = {} }
-do
+-- virtiofsd and the scratch directory go on every exit path
+local ok, err = pcall(function()
   local ovm <close>, oroot = ours_vm()
   local nvm <close>, nroot = ninep_vm()
   local fvm <close>, froot = virtiofs_vm()
@@ -128,11 +115,11 @@ do
       "find %.0f/%.0f/%.0f, stat %.0f/%.0f/%.0f per s (ours/9p/virtio-fs)\n"):format(i,
       o.write, n.write, f.write, o.read, n.read, f.read, o.find, n.find, f.find, o.stat, n.stat, f.stat))
   end
-end
+end)
 if virtiofsd and not virtiofsd:is_closing() then virtiofsd:kill("sigterm") virtiofsd:close() end
 host("rm -rf " .. dir .. " " .. dir .. ".vfsd.sock*")
+assert(ok, err)
 
-local median = require("stats").median
 
 print(("vfs: %d MiB sequential, %d files; medians of %d alternating rounds (minimal image, TCG)")
   :format(MIB, FILES, ROUNDS))

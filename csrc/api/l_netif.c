@@ -41,6 +41,7 @@
  */
 
 #include <arpa/inet.h>
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -584,12 +585,10 @@ static void flow_sniff(struct flow *f)
 	if (fc.kind == FLOW_HTTP) {
 		tcp_stream_init(&f->ts, &nif->net, f->c);
 		f->px = proxy_new(&nif->px, &f->ts.s, f->id, f->buf, f->n);
-		if (!f->px && nif->px.nflows >= PROXY_MAX_FLOWS) {
-			flow_refuse(f, "http", "too many HTTP flows at once", NULL);
-		} else if (!f->px) {
-			flow_refuse(f, "http", "out of memory", NULL);
-		} else
+		if (f->px)
 			flow_mediate(f);
+		else
+			flow_refuse(f, "http", errno == EMFILE ? "too many HTTP flows at once" : "out of memory", NULL);
 	} else if (fc.kind == FLOW_TLS) {
 		flow_tls(f, &fc.hello);
 	} else {

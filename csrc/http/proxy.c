@@ -1143,19 +1143,22 @@ bool proxy_room(struct proxy_ctx *ctx)
  * @first:	bytes already read by the classifier
  * @n:		their number (<= PROXY_IN_MAX)
  *
- * Return: the flow, or NULL (PROXY_MAX_FLOWS reached with nothing to
- * evict, or out of memory: the caller resets).
+ * Return: the flow, or NULL with errno EMFILE (PROXY_MAX_FLOWS reached
+ * with nothing to evict) or ENOMEM: the caller resets.
  */
 struct proxy *proxy_new(struct proxy_ctx *ctx, struct stream *s, uint64_t flow,
 			const uint8_t *first, size_t n)
 {
 	struct proxy *px;
 
-	if (!proxy_room(ctx))
+	if (!proxy_room(ctx)) {
+		errno = EMFILE;
 		return NULL;
+	}
 	px = calloc(1, sizeof(*px));
 	if (!px || n > PROXY_IN_MAX || !(px->in = malloc(PROXY_IN_MAX))) {
 		free(px);
+		errno = ENOMEM;
 		return NULL;
 	}
 	px->ctx = ctx;

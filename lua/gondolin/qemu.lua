@@ -101,7 +101,7 @@ function M.argv(cfg)
     -- its write to our socket blocked (virtio_net_tx_complete re-arms the
     -- queue with no barrier before its last empty check) and the guest's
     -- NIC stays wedged for good; the flag protocol has the barrier. A frame
-    -- flood hit it about once in 8 runs (docs/security.md, "QEMU confinement").
+    -- flood hit it about once in 8 runs (docs/security.md, "Hostile-guest battery").
     "-device", "virtio-net-device,netdev=net0,event_idx=off,mac=" .. M.GUEST_MAC,
     "-object", "rng-random,filename=/dev/urandom,id=rng0",
     "-device", "virtio-rng-device,rng=rng0",

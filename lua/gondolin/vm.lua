@@ -469,13 +469,13 @@ function VM:exec(cmd, opts)
   return p:wait()
 end
 
---- Set the guest's wall clock to the host's (done at boot; call it after
--- the host's clock jumped). Returns true or nil, err.
 local function wall_ns()
   local s, us = uv.gettimeofday()
   return s * 1000000000 + us * 1000
 end
 
+--- Set the guest's wall clock to the host's (done at boot; call it after
+-- the host's clock jumped). Returns true or nil, err.
 function VM:sync_clock()
   local now = wall_ns()
   self._clock_base = now - uv.hrtime()

@@ -18,8 +18,11 @@ describe("hostile guest: network #hostile", function()
     return r
   end
 
-  local function attack(args)
-    local r = sh("python3 /tmp/attack.py " .. args)
+  -- beside: a shell command run in the background for the attack's length
+  local function attack(args, beside)
+    local cmd = "python3 /tmp/attack.py " .. args
+    if beside then cmd = ("(%s) & w=$!; %s; s=$?; kill $w; exit $s"):format(beside, cmd) end
+    local r = sh(cmd)
     assert.equal(0, r.code, r.stdout .. r.stderr)
     return r.stdout:gsub("%s+$", "")
   end
@@ -59,9 +62,7 @@ describe("hostile guest: network #hostile", function()
       -- after every round.
       local out
       for _ = 1, 3 do
-        local r = sh("(while sleep 1; do :; done) & w=$!; python3 /tmp/attack.py frames 20000; s=$?; kill $w; exit $s", 60)
-        assert.equal(0, r.code, r.stdout .. r.stderr)
-        out = r.stdout:gsub("%s+$", "")
+        out = attack("frames 20000", "while sleep 1; do :; done")
         assert.equal(1, served(1))
       end
       local st = vm.netif:stats()
